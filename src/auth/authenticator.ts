@@ -1,0 +1,35 @@
+/**
+ * The authenticator contract: turns a credential string into a user.
+ *
+ * @module
+ */
+import type { CredentialTransport, User } from './user.js';
+
+/** What an authenticator learned from a credential it recognised and accepted. */
+export interface AuthResult {
+  readonly user: User;
+  /** Non-secret credential id, for revocation (see {@link AuthInfo.credentialId}). */
+  readonly credentialId: string | null;
+  /** Credential expiry, or `null` for none. */
+  readonly expiresAt: Date | null;
+}
+
+/** Context passed with each credential. */
+export interface AuthContext {
+  readonly transport: CredentialTransport;
+}
+
+/**
+ * Recognises and verifies one kind of credential. Authenticators are tried in order;
+ * the first that recognises a credential decides (SPEC §3).
+ *
+ * - return `undefined`: not mine, try the next authenticator;
+ * - return an {@link AuthResult}: accepted;
+ * - throw {@link AuthenticationError}: recognised but invalid (never a fall-through to anonymous);
+ * - throw {@link ServiceUnavailableError}: cannot tell right now, fail closed.
+ */
+export interface Authenticator {
+  /** Short name recorded in `scope.auth.authenticator` and metrics labels. */
+  readonly name: string;
+  authenticate(credential: string, context: AuthContext): Promise<AuthResult | undefined>;
+}

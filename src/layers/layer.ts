@@ -1,0 +1,103 @@
+/**
+ * The channel layer contract (SPEC §2) and the naming rule every layer shares.
+ *
+ * @module
+ */
+import { InvalidChannelNameError } from '../errors.js';
+
+/** A message carried by a channel layer: a JSON-serialisable object with a `type`. */
+export interface LayerMessage {
+  readonly type: string;
+  readonly [key: string]: unknown;
+}
+
+/**
+ * One message as handed to local receivers. A group send builds one envelope and hands
+ * the same object to every local member, so whatever is derived from the message (its
+ * JSON text, a pre-built WebSocket frame) is computed once, not once per member.
+ */
+export class Envelope {
+  readonly message: LayerMessage;
+  #json: string | undefined;
+  /** Per-envelope cache for derived values (the transport keeps its pre-built frame here). */
+  readonly cache = new Map<symbol, unknown>();
+
+  constructor(message: LayerMessage, json?: string) {
+    this.message = message;
+    this.#json = json;
+  }
+
+  /** The message as JSON, encoded at most once. */
+  get json(): string {
+    this.#json ??= JSON.stringify(this.message);
+    return this.#json;
+  }
+}
+
+/** Receives messages sent to a channel owned by this process. */
+export type ChannelReceiver = (envelope: Envelope) => void;
+
+/** Outcome of a group send, for metrics and the publish API. */
+export interface GroupSendResult {
+  /** Local channels the message was handed to (memory layer), or 1 per publish (Redis). */
+  readonly delivered: number;
+  /** Member channels skipped because they were full. */
+  readonly dropped: number;
+}
+
+/**
+ * A channel layer carries messages between consumers, across groups and processes.
+ *
+ * Consumers on this process attach a receiver to their channel ({@link attach}) and get
+ * messages pushed; background workers without a socket poll with {@link receive}.
+ */
+export interface ChannelLayer {
+  /** A new unique channel name for this process, e.g. `specific.a1b2c3.42`. */
+  newChannel(prefix?: string): string;
+  /**
+   * Pushes every message for `channel` to `receiver` until the returned function is
+   * called, which also removes the channel from every group it is in.
+   */
+  attach(channel: string, receiver: ChannelReceiver): () => void;
+  /** Sends to one channel. @throws {@link ChannelFullError} when its queue is full. */
+  send(channel: string, message: LayerMessage): Promise<void>;
+  /** Waits for the next message on a channel that has no receiver attached. */
+  receive(channel: string, signal?: AbortSignal): Promise<LayerMessage>;
+  groupAdd(group: string, channel: string): Promise<void>;
+  groupDiscard(group: string, channel: string): Promise<void>;
+  /**
+   * Sends to every member of a group. A full member is skipped (and counted), the
+   * others still get the message.
+   */
+  groupSend(group: string, message: LayerMessage): Promise<GroupSendResult>;
+  /** Resolves when the layer's backing service answers; rejects otherwise (for readiness). */
+  ping(): Promise<void>;
+  /** Releases timers and connections. */
+  close(): Promise<void>;
+}
+
+const NAME_PATTERN = /^[A-Za-z0-9\-_.]{1,99}$/;
+
+/** True when `name` is a valid channel or group name (SPEC §2). */
+export function isValidName(name: unknown): name is string {
+  return typeof name === 'string' && NAME_PATTERN.test(name);
+}
+
+/**
+ * Throws {@link InvalidChannelNameError} unless `name` follows SPEC §2's rule. The one
+ * place the rule is checked; every layer calls it.
+ */
+export function assertValidName(kind: 'channel' | 'group', name: unknown): asserts name is string {
+  if (!isValidName(name)) throw new InvalidChannelNameError(kind, String(name));
+}
+
+/** Throws `TypeError` unless `message` is an object with a string `type`. */
+export function assertLayerMessage(message: unknown): asserts message is LayerMessage {
+  if (
+    typeof message !== 'object' ||
+    message === null ||
+    typeof (message as { type?: unknown }).type !== 'string'
+  ) {
+    throw new TypeError('A layer message must be an object with a string "type"');
+  }
+}

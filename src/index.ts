@@ -3,7 +3,12 @@
  *
  * @module
  */
-export { CloseCode, CloseReason, FATAL_CLOSE_CODES, limitCloseReason } from './protocol/close-codes.js';
+export {
+  CloseCode,
+  CloseReason,
+  FATAL_CLOSE_CODES,
+  limitCloseReason,
+} from './protocol/close-codes.js';
 export type { CloseReasonText } from './protocol/close-codes.js';
 export {
   PortcullisError,
@@ -19,4 +24,46 @@ export { ANONYMOUS_USER } from './auth/user.js';
 export type { User, AuthInfo, CredentialTransport } from './auth/user.js';
 export type { Authenticator, AuthResult, AuthContext } from './auth/authenticator.js';
 export { Envelope, isValidName, assertValidName } from './layers/layer.js';
-export type { ChannelLayer, LayerMessage, ChannelReceiver, GroupSendResult } from './layers/layer.js';
+export type {
+  ChannelLayer,
+  LayerMessage,
+  ChannelReceiver,
+  GroupSendResult,
+} from './layers/layer.js';
+export { OutboundMessage } from './outbound.js';
+export { createScope, scopeFromRequest } from './scope.js';
+export type { Scope, ClientAddress, CreateScopeOptions } from './scope.js';
+export { BaseConnection, stack, wrapApplication } from './application.js';
+export type {
+  Application,
+  Connection,
+  ConnectionState,
+  CloseEvent,
+  AcceptOptions,
+  IncomingData,
+  OutgoingData,
+  Middleware,
+} from './application.js';
+export { parseJsonObject, isAuthFrame } from './protocol/messages.js';
+export type { JsonObject, AuthFrame } from './protocol/messages.js';
+export { route, urlRouter } from './routing/url-router.js';
+export type { Route, RouteOptions, Permission } from './routing/url-router.js';
+export { protocolRouter } from './routing/protocol-router.js';
+export type { ProtocolRouterOptions } from './routing/protocol-router.js';
+export { originCheck, originMatcher, normalizeOrigin } from './middleware/origin.js';
+export type { OriginCheckOptions } from './middleware/origin.js';
+export { connectionLimits } from './middleware/limits.js';
+export type { ConnectionLimitsOptions } from './middleware/limits.js';
+export { WebsocketConsumer, handlerNameFor } from './consumer/consumer.js';
+export type { ConsumerOptions, ConsumerClass, LayerHandler } from './consumer/consumer.js';
+export { JsonWebsocketConsumer } from './consumer/json-consumer.js';
+export { MemoryChannelLayer } from './layers/memory.js';
+export type { MemoryChannelLayerOptions, LayerStats } from './layers/memory.js';
+export { attachWebSocket, listen, WebSocketTransport } from './transport/ws.js';
+export type {
+  WebSocketTransportOptions,
+  TransportCloseOptions,
+  RunningServer,
+  ListenOptions,
+} from './transport/ws.js';
+export { defaultLogger, REDACTED_PATHS } from './logging.js';

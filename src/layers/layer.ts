@@ -4,6 +4,7 @@
  * @module
  */
 import { InvalidChannelNameError } from '../errors.js';
+import { OutboundMessage } from '../outbound.js';
 
 /** A message carried by a channel layer: a JSON-serialisable object with a `type`. */
 export interface LayerMessage {
@@ -31,6 +32,21 @@ export class Envelope {
   get json(): string {
     this.#json ??= JSON.stringify(this.message);
     return this.#json;
+  }
+
+  #outbound: OutboundMessage | undefined;
+
+  /**
+   * For a `websocket.send` message: its client payload (`text`, or `json` encoded once)
+   * as one {@link OutboundMessage} shared by every member that forwards it.
+   * `undefined` when the message carries neither.
+   */
+  get outbound(): OutboundMessage | undefined {
+    if (this.#outbound !== undefined) return this.#outbound;
+    const { text, json } = this.message;
+    if (typeof text === 'string') this.#outbound = new OutboundMessage(text);
+    else if (json !== undefined) this.#outbound = new OutboundMessage(JSON.stringify(json));
+    return this.#outbound;
   }
 }
 

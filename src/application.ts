@@ -1,0 +1,265 @@
+/**
+ * The one app contract everything nests by: routers, middleware and consumers are all
+ * {@link Application}s, as in ASGI (SPEC §2, STYLE.md practice 3).
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { CloseCode } from './protocol/close-codes.js';
+import type { OutboundMessage } from './outbound.js';
+import type { Scope } from './scope.js';
+
+/** Lifecycle of a connection: `pending` until the app accepts or refuses the handshake. */
+export type ConnectionState = 'pending' | 'open' | 'closing' | 'closed';
+
+/** How a connection ended. `code` 1006 means it dropped without a close frame. */
+export interface CloseEvent {
+  readonly code: number;
+  readonly reason: string;
+  /** True when the server initiated the close. */
+  readonly byServer: boolean;
+}
+
+/** Options for {@link Connection.accept}. */
+export interface AcceptOptions {
+  /** The subprotocol to select; must be one the client offered. */
+  readonly subprotocol?: string | undefined;
+}
+
+/** Data received from the client: text frames as strings, binary frames as bytes. */
+export type IncomingData = string | Uint8Array;
+
+/** Something that can be sent to a client. */
+export type OutgoingData = string | Uint8Array | OutboundMessage;
+
+/**
+ * A WebSocket connection as apps see it. Transport-agnostic: the `ws` adapter and the
+ * in-process {@link WebsocketCommunicator} both implement it.
+ */
+export interface Connection {
+  /** Unique id of this connection within the process. */
+  readonly id: string;
+  readonly state: ConnectionState;
+  /** The selected subprotocol, or `null`. */
+  readonly subprotocol: string | null;
+  /**
+   * Completes the handshake. Idempotent once open.
+   * @throws {RangeError} when the subprotocol was not offered by the client.
+   */
+  accept(options?: AcceptOptions): void;
+  /**
+   * Refuses the handshake with an HTTP status (only while `pending`; later it closes
+   * with 1008-free mapping: 401→4401, 403→4403, else 1011).
+   */
+  reject(status: number, headers?: Readonly<Record<string, string>>): void;
+  /** Queues data for the client. Ignored once closing. */
+  send(data: OutgoingData): void;
+  /**
+   * Closes the connection. While `pending` it accepts first so that browsers learn the
+   * code (SPEC §5). Idempotent.
+   */
+  close(code?: number, reason?: string): void;
+  /**
+   * Registers the message listener; frames that arrived before are delivered to it at
+   * once. Returns a function that unregisters it (later frames are held for the next).
+   */
+  onMessage(listener: (data: IncomingData) => void): () => void;
+  /**
+   * Registers a close listener. A returned promise is awaited before the connection
+   * counts as finished (graceful shutdown waits for it).
+   */
+  onClose(listener: (event: CloseEvent) => void | Promise<void>): () => void;
+}
+
+/**
+ * An application: a function of a scope and a connection. It returns once it has set the
+ * connection up (listeners registered); the connection then lives on its own.
+ */
+export interface Application {
+  (scope: Scope, connection: Connection): void | Promise<void>;
+  /**
+   * Whether this app handles a scope, checked by transports before anything runs so that
+   * unknown paths are refused at the handshake (404). Routers set it; middleware passes
+   * the inner app's through. Absent means "yes".
+   */
+  match?: (scope: Scope) => boolean;
+}
+
+/**
+ * Declares an app that wraps `inner`, keeping the inner app's {@link Application.match}.
+ *
+ * @example
+ * ```ts
+ * const tagged = (inner: Application) =>
+ *   wrapApplication(inner, (scope, connection) => inner({ ...scope, state: scope.state }, connection));
+ * ```
+ */
+export function wrapApplication(inner: Application, outer: Application): Application {
+  if (typeof inner !== 'function') throw new TypeError('The inner application must be a function');
+  if (inner.match !== undefined) outer.match = inner.match;
+  return outer;
+}
+
+/** A middleware: a function from an inner app to an app. */
+export type Middleware = (inner: Application) => Application;
+
+/**
+ * Composes middleware outermost first: `stack(a, b)(app)` is `a(b(app))`.
+ *
+ * @example
+ * ```ts
+ * const app = stack(originCheck({ allowedOrigins }), connectionLimits({}))(router);
+ * ```
+ */
+export function stack(...middleware: readonly Middleware[]): Middleware {
+  return (inner) => middleware.reduceRight<Application>((app, wrap) => wrap(app), inner);
+}
+
+const MAX_HELD_MESSAGES = 1_024;
+let connectionCounter = 0;
+const processTag = randomBytes(4).toString('hex');
+
+/**
+ * Shared machinery of {@link Connection} implementations: state, listener bookkeeping,
+ * holding frames that arrive before a listener, and the "finished" promise. Transports
+ * implement the four `transport*` methods and call {@link deliverMessage} /
+ * {@link deliverClose}.
+ */
+export abstract class BaseConnection implements Connection {
+  readonly id = `${processTag}.${(++connectionCounter).toString(36)}`;
+  #state: ConnectionState = 'pending';
+  #subprotocol: string | null = null;
+  #messageListener: ((data: IncomingData) => void) | undefined;
+  #held: IncomingData[] = [];
+  readonly #closeListeners = new Set<(event: CloseEvent) => void | Promise<void>>();
+  readonly #offered: readonly string[];
+  readonly #finished: Promise<void>;
+  #resolveFinished!: () => void;
+  #closeEvent: CloseEvent | undefined;
+
+  constructor(offeredSubprotocols: readonly string[]) {
+    this.#offered = offeredSubprotocols;
+    this.#finished = new Promise<void>((resolve) => {
+      this.#resolveFinished = resolve;
+    });
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  get subprotocol(): string | null {
+    return this.#subprotocol;
+  }
+
+  /** Resolves once the connection closed and every close listener finished. */
+  get finished(): Promise<void> {
+    return this.#finished;
+  }
+
+  accept(options: AcceptOptions = {}): void {
+    if (this.#state !== 'pending') return;
+    const subprotocol = options.subprotocol ?? null;
+    if (subprotocol !== null && !this.#offered.includes(subprotocol)) {
+      throw new RangeError(
+        `Subprotocol ${JSON.stringify(subprotocol)} was not offered by the client`,
+      );
+    }
+    this.#subprotocol = subprotocol;
+    this.#state = 'open';
+    this.transportAccept(subprotocol);
+  }
+
+  reject(status: number, headers: Readonly<Record<string, string>> = {}): void {
+    if (this.#state === 'pending') {
+      this.#state = 'closing';
+      this.transportReject(status, headers);
+      return;
+    }
+    const code =
+      status === 401
+        ? CloseCode.Unauthorized
+        : status === 403
+          ? CloseCode.Forbidden
+          : CloseCode.InternalError;
+    this.close(code);
+  }
+
+  send(data: OutgoingData): void {
+    if (this.#state === 'pending') {
+      throw new Error('Cannot send before the connection is accepted: call accept() first');
+    }
+    if (this.#state !== 'open') return;
+    this.transportSend(data);
+  }
+
+  close(code: number = CloseCode.Normal, reason = ''): void {
+    if (this.#state === 'pending') this.accept();
+    if (this.#state !== 'open') return;
+    this.#state = 'closing';
+    this.transportClose(code, reason);
+  }
+
+  onMessage(listener: (data: IncomingData) => void): () => void {
+    this.#messageListener = listener;
+    while (this.#held.length > 0 && this.#messageListener === listener) {
+      listener(this.#held.shift()!);
+    }
+    return () => {
+      if (this.#messageListener === listener) this.#messageListener = undefined;
+    };
+  }
+
+  onClose(listener: (event: CloseEvent) => void | Promise<void>): () => void {
+    this.#closeListeners.add(listener);
+    return () => this.#closeListeners.delete(listener);
+  }
+
+  /** How the connection ended, once it has. */
+  get closeEvent(): CloseEvent | undefined {
+    return this.#closeEvent;
+  }
+
+  /** Called by transports for every frame received. */
+  protected deliverMessage(data: IncomingData): void {
+    if (this.#state !== 'open' && this.#state !== 'closing') return;
+    const listener = this.#messageListener;
+    if (listener !== undefined) {
+      listener(data);
+      return;
+    }
+    if (this.#held.length >= MAX_HELD_MESSAGES) {
+      this.close(CloseCode.TooManyRequests, 'too many requests');
+      return;
+    }
+    this.#held.push(data);
+  }
+
+  /** Called by transports exactly once, when the connection is gone. */
+  protected deliverClose(event: CloseEvent): void {
+    if (this.#closeEvent !== undefined) return;
+    this.#state = 'closed';
+    this.#closeEvent = event;
+    this.#held = [];
+    this.#messageListener = undefined;
+    const pending: Promise<void>[] = [];
+    for (const listener of this.#closeListeners) {
+      try {
+        const result = listener(event);
+        if (result !== undefined) pending.push(result.catch(() => undefined));
+      } catch {
+        // A throwing close listener must not stop the others; consumers log their own errors.
+      }
+    }
+    this.#closeListeners.clear();
+    void Promise.all(pending).then(this.#resolveFinished);
+  }
+
+  protected abstract transportAccept(subprotocol: string | null): void;
+  protected abstract transportReject(
+    status: number,
+    headers: Readonly<Record<string, string>>,
+  ): void;
+  protected abstract transportSend(data: OutgoingData): void;
+  protected abstract transportClose(code: number, reason: string): void;
+}

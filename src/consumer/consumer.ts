@@ -1,0 +1,313 @@
+/**
+ * Consumers: one instance per connection, with connect / receive / disconnect and
+ * handlers for channel-layer messages (SPEC §2).
+ *
+ * @module
+ */
+import type { Logger } from 'pino';
+import type {
+  Application,
+  CloseEvent,
+  Connection,
+  IncomingData,
+  OutgoingData,
+} from '../application.js';
+import { ServiceUnavailableError } from '../errors.js';
+import type { Envelope, ChannelLayer, GroupSendResult, LayerMessage } from '../layers/layer.js';
+import { defaultLogger } from '../logging.js';
+import { CloseCode, CloseReason } from '../protocol/close-codes.js';
+import type { Scope } from '../scope.js';
+import { SerialQueue } from './serial-queue.js';
+
+/** Options of {@link WebsocketConsumer.asApp}. */
+export interface ConsumerOptions {
+  /** The channel layer for groups and channel sends. Without it, group methods throw. */
+  layer?: ChannelLayer;
+  /** Where consumer errors are logged. */
+  logger?: Logger;
+  /**
+   * Messages (client frames and layer messages) that may wait while a handler runs. A
+   * client past it is closed 4429; layer messages past it are dropped and logged.
+   * @default 1000
+   */
+  maxQueuedMessages?: number;
+}
+
+/** A consumer class as {@link WebsocketConsumer.asApp} receives it. */
+export type ConsumerClass<C extends WebsocketConsumer> = new (
+  scope: Scope,
+  connection: Connection,
+  options: ConsumerOptions,
+) => C;
+
+/** A handler for a layer message; `envelope` carries the shared encodings. */
+export type LayerHandler = (message: LayerMessage, envelope: Envelope) => unknown;
+
+/** Message types must look like `chat.message` or `user_left`: no client-made method names. */
+const MESSAGE_TYPE = /^[A-Za-z][A-Za-z0-9]*(?:[._][A-Za-z0-9]+)*$/;
+
+/**
+ * The handler method name for a message type: `chat.message` → `onChatMessage`,
+ * `user_left` → `onUserLeft`. `undefined` for a type that cannot name a handler.
+ */
+export function handlerNameFor(type: string): string | undefined {
+  if (type.length > 99 || !MESSAGE_TYPE.test(type)) return undefined;
+  return `on${type[0]!.toUpperCase()}${type.slice(1).replace(/[._]([A-Za-z0-9])/g, (_, c: string) => c.toUpperCase())}`;
+}
+
+let logger: Logger | undefined;
+function fallbackLogger(): Logger {
+  logger ??= defaultLogger();
+  return logger;
+}
+
+/**
+ * A consumer for one WebSocket connection. Subclass it and override {@link connect},
+ * {@link receive} and {@link disconnect}; handle layer messages with methods named after
+ * their type (`chat.message` → `onChatMessage(message)`). Only methods starting with
+ * `on` that a subclass defines can be reached by a message type.
+ *
+ * Everything a consumer does (connect, each frame, each layer message, disconnect) runs
+ * one at a time, in order. An error thrown anywhere closes this socket with 1011 (1013
+ * for {@link ServiceUnavailableError}) and is logged; it never reaches the client.
+ *
+ * @example
+ * ```ts
+ * class Echo extends WebsocketConsumer {
+ *   override receive(data: IncomingData) { this.send(data); }
+ * }
+ * const app = urlRouter([route('/ws/echo/', Echo.asApp())]);
+ * ```
+ */
+export class WebsocketConsumer {
+  /** Groups joined before {@link connect} runs and left on disconnect. */
+  readonly groups: readonly string[] = [];
+  readonly scope: Scope;
+  /** The connection; prefer the consumer's own methods. */
+  protected readonly connection: Connection;
+  /** The channel layer, when one was passed to {@link asApp}. */
+  readonly layer: ChannelLayer | undefined;
+  /** This consumer's channel on the layer, set before {@link connect} runs. */
+  channelName: string | undefined;
+  protected readonly logger: Logger;
+  readonly #joined = new Set<string>();
+  readonly #queue: SerialQueue;
+  readonly #maxQueued: number;
+  #detach: (() => void) | undefined;
+
+  constructor(scope: Scope, connection: Connection, options: ConsumerOptions = {}) {
+    this.scope = scope;
+    this.connection = connection;
+    this.layer = options.layer;
+    this.logger = options.logger ?? fallbackLogger();
+    this.#maxQueued = options.maxQueuedMessages ?? 1_000;
+    this.#queue = new SerialQueue((error) => this.#crashed(error));
+  }
+
+  /**
+   * Makes an {@link Application} that runs one instance of this consumer per connection.
+   * @throws {RangeError} for an invalid `maxQueuedMessages`.
+   */
+  static asApp<C extends WebsocketConsumer>(
+    this: ConsumerClass<C>,
+    options: ConsumerOptions = {},
+  ): Application {
+    const { maxQueuedMessages = 1_000 } = options;
+    if (!Number.isInteger(maxQueuedMessages) || maxQueuedMessages < 1) {
+      throw new RangeError('The "maxQueuedMessages" option must be a positive integer');
+    }
+    return (scope, connection) => {
+      new this(scope, connection, options).#start();
+    };
+  }
+
+  #start(): void {
+    const { connection, layer } = this;
+    connection.onClose((event) => this.#stop(event));
+    if (layer !== undefined) {
+      this.channelName = layer.newChannel();
+      this.#detach = layer.attach(this.channelName, (envelope) =>
+        this.#enqueueLayerMessage(envelope),
+      );
+    }
+    this.#queue.run(async () => {
+      for (const group of this.groups) await this.groupAdd(group);
+      await this.connect();
+      if (connection.state === 'pending') {
+        this.logger.warn(
+          { path: this.scope.path },
+          'connect() neither accepted nor closed; closing',
+        );
+        this.close(CloseCode.Forbidden, CloseReason.Forbidden);
+        return;
+      }
+      connection.onMessage((data) => {
+        if (this.#queue.pending >= this.#maxQueued) {
+          this.close(CloseCode.TooManyRequests, CloseReason.TooManyRequests);
+          return;
+        }
+        this.#queue.run(() => this.receive(data));
+      });
+    });
+  }
+
+  async #stop(event: CloseEvent): Promise<void> {
+    this.#queue.run(() => this.disconnect(event));
+    await this.#queue.idle();
+    this.#detach?.();
+    const layer = this.layer;
+    const channel = this.channelName;
+    if (layer !== undefined && channel !== undefined) {
+      await Promise.all(
+        [...this.#joined].map((group) =>
+          layer.groupDiscard(group, channel).catch((error: unknown) => {
+            this.logger.warn({ err: error, group }, 'could not leave group on disconnect');
+          }),
+        ),
+      );
+    }
+    this.#joined.clear();
+  }
+
+  #enqueueLayerMessage(envelope: Envelope): void {
+    if (this.#queue.pending >= this.#maxQueued) {
+      this.logger.warn(
+        { type: envelope.message.type },
+        'consumer queue full: layer message dropped',
+      );
+      return;
+    }
+    this.#queue.run(() => this.dispatch(envelope));
+  }
+
+  #crashed(error: unknown): void {
+    if (error instanceof ServiceUnavailableError) {
+      this.logger.warn({ err: error, path: this.scope.path }, 'backing service unavailable');
+      this.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
+      return;
+    }
+    this.logger.error({ err: error, path: this.scope.path }, 'consumer error');
+    if (this.connection.state === 'pending' || this.connection.state === 'open') {
+      this.close(CloseCode.InternalError);
+    }
+  }
+
+  /**
+   * Called when the client connects. The default accepts, selecting `scope.protocol`
+   * (set by a protocol router) or else the first subprotocol the client offered.
+   * Override to check something first; call {@link close} to refuse.
+   */
+  connect(): void | Promise<void> {
+    this.accept();
+  }
+
+  /** Called for each frame: text as a string, binary as bytes. The default ignores it. */
+  receive(_data: IncomingData): void | Promise<void> {}
+
+  /** Called once when the connection has closed, whoever closed it. */
+  disconnect(_event: CloseEvent): void | Promise<void> {}
+
+  /**
+   * Accepts the connection. With no argument, selects `scope.protocol` or the first
+   * offered subprotocol; `null` selects none.
+   * @throws {RangeError} when `subprotocol` was not offered.
+   */
+  accept(subprotocol?: string | null): void {
+    const chosen =
+      subprotocol === undefined ? (this.scope.protocol ?? this.scope.subprotocols[0]) : subprotocol;
+    this.connection.accept({ subprotocol: chosen ?? undefined });
+  }
+
+  /** Sends a text (string) or binary (bytes) frame. */
+  send(data: OutgoingData): void {
+    this.connection.send(data);
+  }
+
+  /** Closes the connection with a code from {@link CloseCode} and a fixed reason. */
+  close(code: number = CloseCode.Normal, reason = ''): void {
+    this.connection.close(code, reason);
+  }
+
+  #requireLayer(): ChannelLayer {
+    if (this.layer === undefined) {
+      throw new TypeError(
+        `${this.constructor.name} has no channel layer: pass { layer } to asApp()`,
+      );
+    }
+    return this.layer;
+  }
+
+  /** Joins a group; left automatically on disconnect. */
+  async groupAdd(group: string): Promise<void> {
+    const layer = this.#requireLayer();
+    await layer.groupAdd(group, this.channelName!);
+    this.#joined.add(group);
+  }
+
+  /** Leaves a group. */
+  async groupDiscard(group: string): Promise<void> {
+    const layer = this.#requireLayer();
+    this.#joined.delete(group);
+    await layer.groupDiscard(group, this.channelName!);
+  }
+
+  /** Sends a message to every member of a group (this consumer included if a member). */
+  groupSend(group: string, message: LayerMessage): Promise<GroupSendResult> {
+    return this.#requireLayer().groupSend(group, message);
+  }
+
+  /** Groups this consumer has joined. */
+  get joinedGroups(): ReadonlySet<string> {
+    return this.#joined;
+  }
+
+  /**
+   * Dispatches a layer message to the subclass's handler for its type. Built in:
+   * `websocket.send` forwards `text` (or `json`, encoded once for the whole group) to
+   * the client; `websocket.close` closes with its `code` and `reason`.
+   */
+  protected dispatch(envelope: Envelope): unknown {
+    const { message } = envelope;
+    const handler = this.#findHandler(message.type);
+    if (handler !== undefined) return handler.call(this, message, envelope);
+    if (message.type === 'websocket.send') {
+      const outbound = envelope.outbound;
+      if (outbound !== undefined && this.connection.state === 'open')
+        this.connection.send(outbound);
+      return undefined;
+    }
+    if (message.type === 'websocket.close') {
+      const code = typeof message['code'] === 'number' ? message['code'] : CloseCode.Normal;
+      const reason = typeof message['reason'] === 'string' ? message['reason'] : '';
+      this.close(code, reason);
+      return undefined;
+    }
+    this.logger.warn({ type: message.type.slice(0, 100) }, 'no handler for layer message type');
+    return undefined;
+  }
+
+  #findHandler(type: string): LayerHandler | undefined {
+    const name = handlerNameFor(type);
+    if (name === undefined) return undefined;
+    let prototype: object | null = Object.getPrototypeOf(this) as object | null;
+    while (prototype !== null && !BASE_PROTOTYPES.has(prototype)) {
+      if (Object.hasOwn(prototype, name)) {
+        const candidate = (prototype as Record<string, unknown>)[name];
+        return typeof candidate === 'function' ? (candidate as LayerHandler) : undefined;
+      }
+      prototype = Object.getPrototypeOf(prototype) as object | null;
+    }
+    return undefined;
+  }
+}
+
+/**
+ * Prototypes whose methods are never handlers. Subclasses shipped with the library
+ * register theirs, so that e.g. `onX` helpers of the base classes stay unreachable.
+ */
+const BASE_PROTOTYPES = new Set<object>([WebsocketConsumer.prototype, Object.prototype]);
+
+/** @internal Marks a library-provided consumer base class as never holding handlers. */
+export function registerBaseConsumer(prototype: object): void {
+  BASE_PROTOTYPES.add(prototype);
+}

@@ -1,0 +1,65 @@
+/**
+ * Runs a consumer's work one task at a time, in arrival order, as Channels does per
+ * consumer instance. Synchronous tasks on an idle queue run at once with no promise
+ * allocated: broadcast deliveries stay cheap.
+ *
+ * @module
+ * @internal
+ */
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  );
+}
+
+export class SerialQueue {
+  #pending = 0;
+  #tail: Promise<void> = Promise.resolve();
+  readonly #onError: (error: unknown) => void;
+
+  constructor(onError: (error: unknown) => void) {
+    this.#onError = onError;
+  }
+
+  /** Tasks queued or running asynchronously. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  run(task: () => unknown): void {
+    if (this.#pending === 0) {
+      let result: unknown;
+      try {
+        result = task();
+      } catch (error) {
+        this.#onError(error);
+        return;
+      }
+      if (!isThenable(result)) return;
+      this.#track(Promise.resolve(result));
+      return;
+    }
+    this.#track(this.#tail.then(task));
+  }
+
+  #track(work: Promise<unknown>): void {
+    this.#pending += 1;
+    this.#tail = work.then(
+      () => {
+        this.#pending -= 1;
+      },
+      (error: unknown) => {
+        this.#pending -= 1;
+        this.#onError(error);
+      },
+    );
+  }
+
+  /** Resolves when every task queued so far has finished. */
+  idle(): Promise<void> {
+    return this.#tail;
+  }
+}

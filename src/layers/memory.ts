@@ -1,0 +1,258 @@
+/**
+ * The in-process channel layer: for one process, and for tests.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { ChannelFullError } from '../errors.js';
+import { assertLayerMessage, assertValidName, Envelope } from './layer.js';
+import type { ChannelLayer, ChannelReceiver, GroupSendResult, LayerMessage } from './layer.js';
+
+/** Options of {@link MemoryChannelLayer}. */
+export interface MemoryChannelLayerOptions {
+  /**
+   * Messages a channel without a receiver may hold; a send beyond it throws
+   * {@link ChannelFullError}, a group send skips that member.
+   * @default 100
+   */
+  capacity?: number;
+  /** How long a queued message lives, in ms. @default 60000 */
+  expiry?: number;
+  /** How long a group membership lives without being renewed, in ms. `0`: forever. @default 86400000 (1 day) */
+  groupExpiry?: number;
+  /** The clock, for tests. @default Date.now */
+  now?: () => number;
+}
+
+interface QueuedMessage {
+  readonly message: LayerMessage;
+  readonly expiresAt: number;
+}
+
+/** Counters, for metrics and tests. */
+export interface LayerStats {
+  /** Messages dropped because their channel was full. */
+  dropped: number;
+  /** Messages handed to a receiver or queued. */
+  delivered: number;
+}
+
+/**
+ * A {@link ChannelLayer} inside one process. Group sends build one {@link Envelope} and
+ * hand it to every attached member, so encoding happens once per send.
+ *
+ * @example
+ * ```ts
+ * const layer = new MemoryChannelLayer({ capacity: 100 });
+ * const app = urlRouter([route('/ws/chat/', Chat.asApp({ layer }))]);
+ * ```
+ */
+export class MemoryChannelLayer implements ChannelLayer {
+  readonly stats: LayerStats = { dropped: 0, delivered: 0 };
+  readonly #capacity: number;
+  readonly #expiry: number;
+  readonly #groupExpiry: number;
+  readonly #now: () => number;
+  readonly #prefix = randomBytes(6).toString('hex');
+  #counter = 0;
+  readonly #receivers = new Map<string, ChannelReceiver>();
+  readonly #queues = new Map<string, QueuedMessage[]>();
+  readonly #waiters = new Map<string, ((message: LayerMessage) => void)[]>();
+  /** group → channel → joined at */
+  readonly #groups = new Map<string, Map<string, number>>();
+
+  /** @throws {RangeError} for invalid options. */
+  constructor(options: MemoryChannelLayerOptions = {}) {
+    const {
+      capacity = 100,
+      expiry = 60_000, // 60 s
+      groupExpiry = 86_400_000, // 1 day, as Channels
+      now = Date.now,
+    } = options;
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError('The "capacity" option must be a positive integer');
+    }
+    for (const [name, value] of Object.entries({ expiry, groupExpiry })) {
+      if (!Number.isInteger(value) || value < 0) {
+        throw new RangeError(`The "${name}" option must be a non-negative integer`);
+      }
+    }
+    this.#capacity = capacity;
+    this.#expiry = expiry;
+    this.#groupExpiry = groupExpiry;
+    this.#now = now;
+  }
+
+  newChannel(prefix = 'specific'): string {
+    const name = `${prefix}.${this.#prefix}.${(++this.#counter).toString(36)}`;
+    assertValidName('channel', name);
+    return name;
+  }
+
+  attach(channel: string, receiver: ChannelReceiver): () => void {
+    assertValidName('channel', channel);
+    if (this.#receivers.has(channel))
+      throw new TypeError(`Channel ${channel} already has a receiver`);
+    this.#receivers.set(channel, receiver);
+    for (const queued of this.#takeQueue(channel)) this.#hand(receiver, new Envelope(queued));
+    return () => {
+      if (this.#receivers.get(channel) !== receiver) return;
+      this.#receivers.delete(channel);
+      for (const [group, members] of this.#groups) {
+        members.delete(channel);
+        if (members.size === 0) this.#groups.delete(group);
+      }
+    };
+  }
+
+  #hand(receiver: ChannelReceiver, envelope: Envelope): void {
+    try {
+      receiver(envelope);
+      this.stats.delivered += 1;
+    } catch {
+      // Receivers are consumers, which catch their own errors; one member's failure must
+      // never stop a group send reaching the others.
+    }
+  }
+
+  #takeQueue(channel: string): LayerMessage[] {
+    const queue = this.#queues.get(channel);
+    if (queue === undefined) return [];
+    this.#queues.delete(channel);
+    const now = this.#now();
+    return queue.filter((entry) => entry.expiresAt > now).map((entry) => entry.message);
+  }
+
+  /** Queues or hands over; returns false when the channel is full. */
+  #offer(channel: string, message: LayerMessage, envelope?: Envelope): boolean {
+    const receiver = this.#receivers.get(channel);
+    if (receiver !== undefined) {
+      this.#hand(receiver, envelope ?? new Envelope(message));
+      return true;
+    }
+    const waiters = this.#waiters.get(channel);
+    const waiter = waiters?.shift();
+    if (waiter !== undefined) {
+      if (waiters!.length === 0) this.#waiters.delete(channel);
+      waiter(message);
+      this.stats.delivered += 1;
+      return true;
+    }
+    const now = this.#now();
+    let queue = this.#queues.get(channel);
+    if (queue === undefined) {
+      queue = [];
+      this.#queues.set(channel, queue);
+    }
+    while (queue.length > 0 && queue[0]!.expiresAt <= now) queue.shift();
+    if (queue.length >= this.#capacity) {
+      this.stats.dropped += 1;
+      return false;
+    }
+    queue.push({ message, expiresAt: now + this.#expiry });
+    this.stats.delivered += 1;
+    return true;
+  }
+
+  async send(channel: string, message: LayerMessage): Promise<void> {
+    assertValidName('channel', channel);
+    assertLayerMessage(message);
+    if (!this.#offer(channel, message)) throw new ChannelFullError(channel);
+  }
+
+  receive(channel: string, signal?: AbortSignal): Promise<LayerMessage> {
+    assertValidName('channel', channel);
+    if (this.#receivers.has(channel)) {
+      return Promise.reject(new TypeError(`Channel ${channel} has a receiver attached`));
+    }
+    const [first, ...rest] = this.#takeQueue(channel);
+    if (first !== undefined) {
+      if (rest.length > 0) {
+        const now = this.#now();
+        this.#queues.set(
+          channel,
+          rest.map((message) => ({ message, expiresAt: now + this.#expiry })),
+        );
+      }
+      return Promise.resolve(first);
+    }
+    return new Promise<LayerMessage>((resolve, reject) => {
+      const waiters = this.#waiters.get(channel) ?? [];
+      this.#waiters.set(channel, waiters);
+      const waiter = (message: LayerMessage): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(message);
+      };
+      const onAbort = (): void => {
+        const index = waiters.indexOf(waiter);
+        if (index !== -1) waiters.splice(index, 1);
+        if (waiters.length === 0) this.#waiters.delete(channel);
+        reject(signal!.reason);
+      };
+      if (signal?.aborted === true) {
+        reject(signal.reason);
+        return;
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      waiters.push(waiter);
+    });
+  }
+
+  async groupAdd(group: string, channel: string): Promise<void> {
+    assertValidName('group', group);
+    assertValidName('channel', channel);
+    let members = this.#groups.get(group);
+    if (members === undefined) {
+      members = new Map();
+      this.#groups.set(group, members);
+    }
+    members.set(channel, this.#now());
+  }
+
+  async groupDiscard(group: string, channel: string): Promise<void> {
+    assertValidName('group', group);
+    assertValidName('channel', channel);
+    const members = this.#groups.get(group);
+    if (members === undefined) return;
+    members.delete(channel);
+    if (members.size === 0) this.#groups.delete(group);
+  }
+
+  async groupSend(group: string, message: LayerMessage): Promise<GroupSendResult> {
+    assertValidName('group', group);
+    assertLayerMessage(message);
+    const members = this.#groups.get(group);
+    if (members === undefined) return { delivered: 0, dropped: 0 };
+    const envelope = new Envelope(message);
+    const expiredBefore = this.#groupExpiry > 0 ? this.#now() - this.#groupExpiry : -Infinity;
+    let delivered = 0;
+    let dropped = 0;
+    // Map iteration tolerates a handler leaving the group mid-send; no snapshot copy, so a
+    // send to 10,000 members allocates nothing per member.
+    for (const [channel, joinedAt] of members) {
+      if (joinedAt <= expiredBefore) {
+        members.delete(channel);
+        continue;
+      }
+      if (this.#offer(channel, message, envelope)) delivered += 1;
+      else dropped += 1;
+    }
+    if (members.size === 0) this.#groups.delete(group);
+    return { delivered, dropped };
+  }
+
+  /** Channels currently in a group (for tests and presence). */
+  groupMembers(group: string): string[] {
+    return [...(this.#groups.get(group)?.keys() ?? [])];
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.#receivers.clear();
+    this.#queues.clear();
+    this.#groups.clear();
+    for (const waiters of this.#waiters.values()) waiters.length = 0;
+    this.#waiters.clear();
+  }
+}

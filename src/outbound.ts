@@ -1,0 +1,22 @@
+/**
+ * A message to be sent to many sockets, encoded once.
+ *
+ * @module
+ */
+
+/**
+ * A payload shared by many connections (a group send). Transports keep their encoded
+ * form (a pre-built WebSocket frame) in {@link cache}, so a broadcast to N sockets on
+ * one process frames the message once, not N times.
+ */
+export class OutboundMessage {
+  readonly data: string | Uint8Array;
+  readonly binary: boolean;
+  /** Transport-private encodings, keyed by a symbol each transport owns. */
+  readonly cache = new Map<symbol, unknown>();
+
+  constructor(data: string | Uint8Array) {
+    this.data = data;
+    this.binary = typeof data !== 'string';
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The scope: everything known about a connection before the app runs (SPEC §2).
+ *
+ * @module
+ */
+import type { IncomingMessage } from 'node:http';
+import { parse as parseCookieHeader } from 'cookie';
+import { ANONYMOUS_USER } from './auth/user.js';
+import type { AuthInfo, User } from './auth/user.js';
+
+/** The network peer of a connection. */
+export interface ClientAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * Everything known about one WebSocket connection. Middleware never mutates a scope; it
+ * passes a copy with its additions to the inner app (`{ ...scope, user }`).
+ */
+export interface Scope {
+  readonly type: 'websocket';
+  /** The URL path, percent-decoded segments left as sent (e.g. `/ws/chat/`). */
+  readonly path: string;
+  /** The raw query string without `?` (may contain credentials: never log it). */
+  readonly queryString: string;
+  readonly query: URLSearchParams;
+  /** Header values by lower-case name; repeated headers joined with `, `. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Every header line as sent, lower-case names, duplicates kept (to detect conflicts). */
+  readonly rawHeaders: readonly (readonly [name: string, value: string])[];
+  readonly cookies: Readonly<Record<string, string>>;
+  readonly client: ClientAddress;
+  /** Subprotocols the client offered, in order. The auth middleware removes bearer entries. */
+  readonly subprotocols: readonly string[];
+  /** The `Origin` header, or `null` when absent (a non-browser client). */
+  readonly origin: string | null;
+  /** Route parameters collected by URL routers (`/ws/app_:id/` → `{ id }`). */
+  readonly params: Readonly<Record<string, string>>;
+  /** The authenticated user, or {@link ANONYMOUS_USER}; never undefined. */
+  readonly user: User;
+  /** How `user` was authenticated, or `null` for anonymous connections. */
+  readonly auth: AuthInfo | null;
+  /**
+   * Per-connection session data, from connect to disconnect. The one mutable part of a
+   * scope: copies made by middleware share the same object.
+   */
+  readonly state: Record<string, unknown>;
+  /** The part of `path` that routers have not consumed yet (for nested URL routers). */
+  readonly remainingPath?: string;
+  /**
+   * The app subprotocol chosen for this connection by a {@link protocolRouter}; consumers
+   * accept with it by default.
+   */
+  readonly protocol?: string;
+}
+
+/** Options for {@link createScope}, for transports and tests. */
+export interface CreateScopeOptions {
+  path: string;
+  queryString?: string;
+  headers?: Record<string, string | readonly string[]>;
+  client?: ClientAddress;
+}
+
+function cookiesFrom(header: string | undefined): Record<string, string> {
+  if (header === undefined || header === '') return {};
+  const parsed = parseCookieHeader(header);
+  const cookies: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (value !== undefined) cookies[name] = value;
+  }
+  return cookies;
+}
+
+function offeredSubprotocols(header: string | undefined): string[] {
+  if (header === undefined) return [];
+  return header
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+}
+
+/**
+ * Builds a scope from parts. Transports call it with the request's pieces; tests call it
+ * directly.
+ */
+export function createScope(options: CreateScopeOptions): Scope {
+  const rawHeaders: [string, string][] = [];
+  for (const [name, value] of Object.entries(options.headers ?? {})) {
+    const values = typeof value === 'string' ? [value] : value;
+    for (const single of values) rawHeaders.push([name.toLowerCase(), single]);
+  }
+  return scopeFromHeaderList(
+    options.path,
+    options.queryString ?? '',
+    rawHeaders,
+    options.client ?? { address: '127.0.0.1', port: 0 },
+  );
+}
+
+function scopeFromHeaderList(
+  path: string,
+  queryString: string,
+  rawHeaders: [string, string][],
+  client: ClientAddress,
+): Scope {
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [name, value] of rawHeaders) {
+    // Set-Cookie never arrives on a request; RFC 9110 §5.3 allows joining the rest.
+    const joiner = name === 'cookie' ? '; ' : ', ';
+    headers[name] = name in headers ? `${headers[name]}${joiner}${value}` : value;
+  }
+  return {
+    type: 'websocket',
+    path,
+    queryString,
+    query: new URLSearchParams(queryString),
+    headers,
+    rawHeaders,
+    cookies: cookiesFrom(headers['cookie']),
+    client,
+    subprotocols: offeredSubprotocols(headers['sec-websocket-protocol']),
+    origin: headers['origin'] ?? null,
+    params: {},
+    user: ANONYMOUS_USER,
+    auth: null,
+    state: {},
+  };
+}
+
+/** Builds the scope of an HTTP upgrade request. */
+export function scopeFromRequest(request: IncomingMessage): Scope {
+  const url = request.url ?? '/';
+  const queryStart = url.indexOf('?');
+  const path = queryStart === -1 ? url : url.slice(0, queryStart);
+  const queryString = queryStart === -1 ? '' : url.slice(queryStart + 1);
+  const rawHeaders: [string, string][] = [];
+  const raw = request.rawHeaders;
+  for (let index = 0; index + 1 < raw.length; index += 2) {
+    rawHeaders.push([raw[index]!.toLowerCase(), raw[index + 1]!]);
+  }
+  return scopeFromHeaderList(path, queryString, rawHeaders, {
+    address: request.socket.remoteAddress ?? '',
+    port: request.socket.remotePort ?? 0,
+  });
+}

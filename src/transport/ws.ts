@@ -1,0 +1,485 @@
+/**
+ * The `ws` adapter: HTTP upgrade → {@link Scope} → {@link Application}. The only module
+ * that imports `ws` (STYLE.md practice 2).
+ *
+ * @module
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import type { Logger } from 'pino';
+import * as wsModule from 'ws';
+import { WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
+import { BaseConnection } from '../application.js';
+import type { Application, OutgoingData } from '../application.js';
+import { defaultLogger } from '../logging.js';
+import { OutboundMessage } from '../outbound.js';
+import { CloseCode, CloseReason, limitCloseReason } from '../protocol/close-codes.js';
+import { scopeFromRequest } from '../scope.js';
+import type { Scope } from '../scope.js';
+
+/** Options of {@link attachWebSocket}. Every limit has a safe default. */
+export interface WebSocketTransportOptions {
+  /**
+   * Largest message accepted, in bytes, fragments included; a larger one closes 1009.
+   * @default 65536 (64 KiB)
+   */
+  maxMessageSize?: number;
+  /**
+   * Bytes that may wait to be written to one socket. A client that does not read fast
+   * enough to stay under it is disconnected, so memory stays bounded.
+   * @default 1048576 (1 MiB)
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Interval between pings, in ms. A peer that has not answered the previous ping (nor
+   * sent anything) by the next one is disconnected. `0` switches heartbeats off.
+   * @default 30000
+   */
+  heartbeatInterval?: number;
+  /**
+   * Time the app has to accept or refuse a handshake, in ms; then it closes 1013.
+   * @default 10000
+   */
+  handshakeTimeout?: number;
+  /**
+   * Upper bound applied to the server's `headersTimeout` (Node's default is 60 s, which
+   * lets slow-header clients hold sockets for a minute). `0` leaves it alone.
+   * @default 10000
+   */
+  headersTimeout?: number;
+  /** Enables permessage-deflate (costs ~230 KB per connection once used). @default false */
+  perMessageDeflate?: boolean;
+  /** Where errors and warnings go; credentials are redacted. */
+  logger?: Logger;
+}
+
+/** What {@link WebSocketTransport.close} accepts. */
+export interface TransportCloseOptions {
+  /** How long to wait for disconnect handlers before terminating sockets, in ms. @default 10000 */
+  timeout?: number;
+}
+
+const kFrame = Symbol('portcullis.ws.frame');
+const kSelectedProtocol = Symbol('portcullis.ws.selectedProtocol');
+
+type UpgradeRequest = IncomingMessage & { [kSelectedProtocol]?: string | null };
+
+/** The part of ws's (untyped) `Sender` class used here: its frame builder. */
+interface WsSender {
+  frame(
+    data: Buffer,
+    options: { fin: boolean; rsv1: boolean; opcode: number; mask: boolean; readOnly: boolean },
+  ): Buffer[];
+}
+const { Sender } = wsModule as unknown as { Sender: WsSender };
+
+function buildFrame(data: string | Uint8Array, binary: boolean): Buffer[] {
+  const payload =
+    typeof data === 'string'
+      ? Buffer.from(data)
+      : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  // Sender.frame is ws's own framer; ws is pinned to an exact version and a test covers it.
+  return Sender.frame(payload, {
+    fin: true,
+    rsv1: false,
+    opcode: binary ? 0x02 : 0x01,
+    mask: false,
+    readOnly: false,
+  });
+}
+
+function sharedFrame(message: OutboundMessage): Buffer {
+  let frame = message.cache.get(kFrame) as Buffer | undefined;
+  if (frame === undefined) {
+    frame = Buffer.concat(buildFrame(message.data, message.binary));
+    message.cache.set(kFrame, frame);
+  }
+  return frame;
+}
+
+function abortHandshake(
+  socket: Duplex,
+  status: number,
+  headers: Readonly<Record<string, string>> = {},
+): void {
+  if (socket.writable) {
+    const body = STATUS_CODES[status] ?? 'Error';
+    const lines = [
+      `HTTP/1.1 ${status} ${body}`,
+      'Connection: close',
+      'Content-Type: text/plain; charset=utf-8',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    ];
+    socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
+
+class WsConnection extends BaseConnection {
+  readonly #transport: WebSocketTransport;
+  readonly #request: UpgradeRequest;
+  readonly #socket: Duplex;
+  readonly #head: Buffer;
+  #ws: WebSocket | undefined;
+  #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  #serverClosed = false;
+  /** Set by any sign of life; cleared by each heartbeat tick. */
+  alive = true;
+
+  constructor(
+    transport: WebSocketTransport,
+    request: UpgradeRequest,
+    socket: Duplex,
+    head: Buffer,
+    scope: Scope,
+  ) {
+    super(scope.subprotocols);
+    this.#transport = transport;
+    this.#request = request;
+    this.#socket = socket;
+    this.#head = head;
+    socket.once('close', this.#onPendingSocketClose);
+  }
+
+  readonly #onPendingSocketClose = (): void => {
+    if (this.#ws === undefined) this.deliverClose({ code: 1006, reason: '', byServer: false });
+  };
+
+  protected transportAccept(subprotocol: string | null): void {
+    this.#request[kSelectedProtocol] = subprotocol;
+    this.#transport.server.handleUpgrade(this.#request, this.#socket, this.#head, (ws) => {
+      this.#opened(ws);
+    });
+    // ws completes the upgrade synchronously; no callback means it refused the request
+    // (bad Sec-WebSocket-Key, socket gone) and already answered it.
+    if (this.#ws === undefined) this.deliverClose({ code: 1006, reason: '', byServer: false });
+  }
+
+  #opened(ws: WebSocket): void {
+    this.#ws = ws;
+    this.#socket.off('close', this.#onPendingSocketClose);
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      this.alive = true;
+      this.deliverMessage(
+        isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString(),
+      );
+    });
+    ws.on('pong', () => {
+      this.alive = true;
+    });
+    ws.on('error', (error: Error & { code?: string }) => {
+      // Peer protocol errors (oversized or invalid frames): ws closes with the right code.
+      this.#transport.logger.debug(
+        { connection: this.id, code: error.code },
+        'websocket protocol error',
+      );
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.#queue = [];
+      this.deliverClose({ code, reason: reason.toString(), byServer: this.#serverClosed });
+    });
+  }
+
+  protected transportReject(status: number, headers: Readonly<Record<string, string>>): void {
+    abortHandshake(this.#socket, status, headers);
+  }
+
+  protected transportSend(data: OutgoingData): void {
+    const frames =
+      data instanceof OutboundMessage
+        ? [sharedFrame(data)]
+        : buildFrame(data, typeof data !== 'string');
+    let size = 0;
+    for (const frame of frames) size += frame.length;
+    if (this.#socket.writableLength + this.#queuedBytes + size > this.#transport.maxBufferedBytes) {
+      this.#transport.logger.warn(
+        { connection: this.id },
+        'slow client: outbound buffer full, disconnecting',
+      );
+      this.terminate();
+      return;
+    }
+    if (this.#queue.length === 0) this.#transport.scheduleFlush(this);
+    for (const frame of frames) this.#queue.push(frame);
+    this.#queuedBytes += size;
+  }
+
+  /**
+   * Writes every frame queued during this event-loop turn in one corked write: one
+   * syscall per socket per turn instead of one per message.
+   */
+  flush(): void {
+    const queue = this.#queue;
+    if (queue.length === 0) return;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    if (queue.length === 1) {
+      socket.write(queue[0]!);
+      return;
+    }
+    socket.cork();
+    for (const frame of queue) socket.write(frame);
+    socket.uncork();
+  }
+
+  protected transportClose(code: number, reason: string): void {
+    this.flush();
+    this.#serverClosed = true;
+    this.#ws?.close(code, limitCloseReason(reason));
+  }
+
+  /** Drops the TCP connection without a close handshake (dead or slow peers). */
+  terminate(): void {
+    this.#serverClosed = true;
+    this.#queue = [];
+    if (this.#ws !== undefined) this.#ws.terminate();
+    else this.#socket.destroy();
+  }
+
+  /** Heartbeat tick: disconnects a peer silent since the last tick, then pings. */
+  heartbeat(): void {
+    if (this.#ws === undefined || this.state !== 'open') return;
+    if (!this.alive) {
+      this.#transport.logger.debug({ connection: this.id }, 'peer did not answer ping');
+      this.terminate();
+      return;
+    }
+    this.alive = false;
+    this.#ws.ping();
+  }
+}
+
+/**
+ * Runs an {@link Application} on every WebSocket upgrade of an HTTP server.
+ * Create it with {@link attachWebSocket}.
+ */
+export class WebSocketTransport {
+  /** @internal */ readonly server: WebSocketServer;
+  /** @internal */ readonly logger: Logger;
+  /** @internal */ readonly maxBufferedBytes: number;
+  readonly #httpServer: Server;
+  readonly #app: Application;
+  readonly #handshakeTimeout: number;
+  readonly #connections = new Set<WsConnection>();
+  readonly #heartbeat: NodeJS.Timeout | undefined;
+  #dirty: WsConnection[] = [];
+  #closing = false;
+
+  constructor(httpServer: Server, app: Application, options: WebSocketTransportOptions = {}) {
+    const {
+      maxMessageSize = 64 * 1024, // 64 KiB
+      maxBufferedBytes = 1024 * 1024, // 1 MiB
+      heartbeatInterval = 30_000, // 30 s
+      handshakeTimeout = 10_000, // 10 s
+      headersTimeout = 10_000, // 10 s
+      perMessageDeflate = false,
+      logger = defaultLogger(),
+    } = options;
+    if (typeof app !== 'function') throw new TypeError('The application must be a function');
+    for (const [name, value] of Object.entries({
+      maxMessageSize,
+      maxBufferedBytes,
+      heartbeatInterval,
+      handshakeTimeout,
+      headersTimeout,
+    })) {
+      if (!Number.isInteger(value) || value < 0) {
+        throw new RangeError(`The "${name}" option must be a non-negative integer`);
+      }
+    }
+    if (maxMessageSize === 0) throw new RangeError('The "maxMessageSize" option must be positive');
+    this.#httpServer = httpServer;
+    this.#app = app;
+    this.logger = logger;
+    this.maxBufferedBytes = maxBufferedBytes;
+    this.#handshakeTimeout = handshakeTimeout;
+    this.server = new WebSocketServer({
+      noServer: true,
+      maxPayload: maxMessageSize,
+      perMessageDeflate,
+      clientTracking: false,
+      handleProtocols: (_offered, request: UpgradeRequest) => request[kSelectedProtocol] ?? false,
+    });
+    if (headersTimeout > 0 && httpServer.headersTimeout > headersTimeout) {
+      httpServer.headersTimeout = headersTimeout;
+    }
+    httpServer.on('upgrade', this.#onUpgrade);
+    if (heartbeatInterval > 0) {
+      this.#heartbeat = setInterval(() => {
+        for (const connection of this.#connections) connection.heartbeat();
+      }, heartbeatInterval);
+      this.#heartbeat.unref();
+    }
+  }
+
+  /** Number of live connections, pending handshakes included. */
+  get size(): number {
+    return this.#connections.size;
+  }
+
+  /** @internal Queues a connection for the end-of-turn flush. */
+  scheduleFlush(connection: WsConnection): void {
+    if (this.#dirty.length === 0) setImmediate(this.#flushAll);
+    this.#dirty.push(connection);
+  }
+
+  readonly #flushAll = (): void => {
+    const dirty = this.#dirty;
+    this.#dirty = [];
+    for (const connection of dirty) connection.flush();
+  };
+
+  readonly #onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    if (this.#closing) {
+      abortHandshake(socket, 503);
+      return;
+    }
+    const scope = scopeFromRequest(request);
+    if (this.#app.match !== undefined && !this.#app.match(scope)) {
+      abortHandshake(socket, 404);
+      return;
+    }
+    const connection = new WsConnection(this, request, socket, head, scope);
+    this.#connections.add(connection);
+    let handshakeTimer: NodeJS.Timeout | undefined;
+    if (this.#handshakeTimeout > 0) {
+      handshakeTimer = setTimeout(() => {
+        if (connection.state === 'pending') {
+          this.logger.warn({ connection: connection.id, path: scope.path }, 'handshake timed out');
+          connection.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
+        }
+      }, this.#handshakeTimeout);
+    }
+    void connection.finished.then(() => {
+      clearTimeout(handshakeTimer);
+      this.#connections.delete(connection);
+    });
+    try {
+      const result = this.#app(scope, connection);
+      if (result !== undefined) {
+        result.catch((error: unknown) => this.#crashed(connection, scope, error));
+      }
+    } catch (error) {
+      this.#crashed(connection, scope, error);
+    }
+  };
+
+  #crashed(connection: WsConnection, scope: Scope, error: unknown): void {
+    this.logger.error(
+      { err: error, connection: connection.id, path: scope.path },
+      'application error',
+    );
+    connection.close(CloseCode.InternalError);
+  }
+
+  /**
+   * Graceful shutdown: refuses new handshakes, closes every socket with 1001 `going
+   * away`, waits for disconnect handlers, then terminates what is left. Does not close
+   * the HTTP server.
+   */
+  async close(options: TransportCloseOptions = {}): Promise<void> {
+    const { timeout = 10_000 } = options;
+    this.#closing = true;
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    const connections = [...this.#connections];
+    for (const connection of connections)
+      connection.close(CloseCode.GoingAway, CloseReason.GoingAway);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeout);
+    });
+    await Promise.race([Promise.all(connections.map((c) => c.finished)), timedOut]);
+    clearTimeout(timer);
+    for (const connection of this.#connections) connection.terminate();
+    this.#httpServer.off('upgrade', this.#onUpgrade);
+    this.server.close();
+  }
+}
+
+/**
+ * Attaches an app to an HTTP server's `upgrade` event (plain `http.Server`, Express or
+ * Fastify's `server`).
+ *
+ * @example
+ * ```ts
+ * const server = http.createServer();
+ * const transport = attachWebSocket(server, urlRouter([route('/ws/echo/', EchoConsumer.asApp())]));
+ * server.listen(8000);
+ * ```
+ * @throws {TypeError | RangeError} on invalid options.
+ */
+export function attachWebSocket(
+  server: Server,
+  app: Application,
+  options?: WebSocketTransportOptions,
+): WebSocketTransport {
+  return new WebSocketTransport(server, app, options);
+}
+
+/** A running server made by {@link listen}. */
+export interface RunningServer {
+  readonly httpServer: Server;
+  readonly transport: WebSocketTransport;
+  readonly port: number;
+  /** `ws://host:port` */
+  readonly url: string;
+  /** Graceful shutdown: sockets get 1001, disconnect handlers run, then the server closes. */
+  close(options?: TransportCloseOptions): Promise<void>;
+}
+
+/** Options of {@link listen}. */
+export interface ListenOptions extends WebSocketTransportOptions {
+  /** @default 0 (any free port) */
+  port?: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+}
+
+/**
+ * Starts an HTTP server that serves only WebSockets with `app`.
+ *
+ * @example
+ * ```ts
+ * const running = await listen(app, { port: 8000 });
+ * process.on('SIGTERM', () => void running.close());
+ * ```
+ */
+export async function listen(
+  app: Application,
+  options: ListenOptions = {},
+): Promise<RunningServer> {
+  const { port = 0, host = '127.0.0.1', ...transportOptions } = options;
+  const httpServer = createServer((_request, response) => {
+    response.writeHead(426, { 'Content-Type': 'text/plain', Upgrade: 'websocket' });
+    response.end('Upgrade Required');
+  });
+  const transport = attachWebSocket(httpServer, app, transportOptions);
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(port, host, () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const address = httpServer.address() as AddressInfo;
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    httpServer,
+    transport,
+    port: address.port,
+    url: `ws://${urlHost}:${address.port}`,
+    async close(closeOptions) {
+      await transport.close(closeOptions);
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}

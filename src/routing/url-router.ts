@@ -46,7 +46,8 @@ function escapeRegExp(text: string): string {
 /**
  * Declares a route. `:name` matches one path segment; `:name(regex)` constrains it.
  * The pattern must match the whole remaining path, unless `app` is itself a
- * {@link urlRouter}, in which case it matches a prefix and the rest is routed there.
+ * {@link urlRouter}, in which case it matches a prefix and the rest, from its last `/`,
+ * is routed there (`route('/ws/t/:tenant/', urlRouter([route('/items/', …)]))`).
  *
  * @example
  * ```ts
@@ -64,20 +65,22 @@ export function route(pattern: string, app: Application, options: RouteOptions =
   }
   if (typeof app !== 'function')
     throw new TypeError(`The app of route ${pattern} must be a function`);
+  const nested = kRouter in app;
+  // A nested router's patterns start with "/" too: the prefix leaves its final slash to them.
+  const own = nested && pattern.endsWith('/') ? pattern.slice(0, -1) : pattern;
   const paramNames: string[] = [];
   let source = '';
   let last = 0;
-  for (const match of pattern.matchAll(PARAM)) {
-    source += escapeRegExp(pattern.slice(last, match.index));
+  for (const match of own.matchAll(PARAM)) {
+    source += escapeRegExp(own.slice(last, match.index));
     paramNames.push(match[1]!);
     source += `(${match[2] ?? '[^/]+'})`;
     last = match.index + match[0].length;
   }
-  source += escapeRegExp(pattern.slice(last));
-  const nested = kRouter in app;
+  source += escapeRegExp(own.slice(last));
   let regex: RegExp;
   try {
-    regex = new RegExp(`^${source}${nested ? '' : '$'}`);
+    regex = new RegExp(`^${source}${nested ? '(?=/)' : '$'}`);
   } catch {
     throw new TypeError(`Invalid route pattern ${pattern}`);
   }

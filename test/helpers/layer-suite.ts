@@ -1,0 +1,193 @@
+// One suite for every channel layer implementation (STYLE.md practice 14).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ChannelFullError, InvalidChannelNameError } from '../../src/errors.js';
+import type { ChannelLayer, Envelope, LayerMessage } from '../../src/layers/layer.js';
+import { eventually } from './eventually.js';
+
+export interface LayerFactory {
+  /** Makes a fresh layer; `capacity` is the per-channel queue size to configure. */
+  create(options: { capacity: number }): Promise<ChannelLayer>;
+}
+
+function collector(): {
+  received: LayerMessage[];
+  envelopes: Envelope[];
+  receiver: (e: Envelope) => void;
+} {
+  const received: LayerMessage[] = [];
+  const envelopes: Envelope[] = [];
+  return {
+    received,
+    envelopes,
+    receiver: (envelope) => {
+      envelopes.push(envelope);
+      received.push(envelope.message);
+    },
+  };
+}
+
+export function layerSuite(name: string, factory: LayerFactory): void {
+  describe(`channel layer: ${name}`, () => {
+    const withLayer =
+      (capacity: number, body: (layer: ChannelLayer) => Promise<void>) => async () => {
+        const layer = await factory.create({ capacity });
+        try {
+          await body(layer);
+        } finally {
+          await layer.close();
+        }
+      };
+
+    it(
+      'gives unique valid channel names',
+      withLayer(10, async (layer) => {
+        const a = layer.newChannel();
+        const b = layer.newChannel();
+        assert.notEqual(a, b);
+        assert.match(a, /^[A-Za-z0-9\-_.]{1,99}$/);
+      }),
+    );
+
+    it(
+      'sends to an attached channel',
+      withLayer(10, async (layer) => {
+        const channel = layer.newChannel();
+        const { received, receiver } = collector();
+        layer.attach(channel, receiver);
+        await layer.send(channel, { type: 'test.message', n: 1 });
+        await eventually(() => received.length === 1);
+        assert.deepEqual(received, [{ type: 'test.message', n: 1 }]);
+      }),
+    );
+
+    it(
+      'queues for receive() when nothing is attached',
+      withLayer(10, async (layer) => {
+        const channel = layer.newChannel();
+        await layer.send(channel, { type: 'a' });
+        await layer.send(channel, { type: 'b' });
+        assert.deepEqual(await layer.receive(channel), { type: 'a' });
+        assert.deepEqual(await layer.receive(channel), { type: 'b' });
+        const waiting = layer.receive(channel);
+        await layer.send(channel, { type: 'c' });
+        assert.deepEqual(await waiting, { type: 'c' });
+      }),
+    );
+
+    it(
+      'receive() can be aborted',
+      withLayer(10, async (layer) => {
+        const controller = new AbortController();
+        const waiting = layer.receive(layer.newChannel(), controller.signal);
+        controller.abort(new Error('stop'));
+        await assert.rejects(waiting, /stop/);
+      }),
+    );
+
+    it(
+      'refuses a send to a full channel',
+      withLayer(2, async (layer) => {
+        const channel = layer.newChannel();
+        await layer.send(channel, { type: 'x' });
+        await layer.send(channel, { type: 'x' });
+        await assert.rejects(layer.send(channel, { type: 'x' }), ChannelFullError);
+      }),
+    );
+
+    it(
+      'delivers a group send to every member, one shared envelope per process',
+      withLayer(10, async (layer) => {
+        const members = [collector(), collector(), collector()];
+        const channels = members.map((member) => {
+          const channel = layer.newChannel();
+          layer.attach(channel, member.receiver);
+          return channel;
+        });
+        for (const channel of channels) await layer.groupAdd('room-1', channel);
+        await layer.groupSend('room-1', { type: 'chat.message', text: 'hi' });
+        await eventually(() => members.every((member) => member.received.length === 1));
+        for (const member of members)
+          assert.deepEqual(member.received, [{ type: 'chat.message', text: 'hi' }]);
+        assert.equal(members[0]!.envelopes[0], members[1]!.envelopes[0]);
+        assert.equal(members[1]!.envelopes[0], members[2]!.envelopes[0]);
+      }),
+    );
+
+    it(
+      'skips a full member and goes on to the others',
+      withLayer(1, async (layer) => {
+        const queued = layer.newChannel();
+        const attached = collector();
+        const live = layer.newChannel();
+        layer.attach(live, attached.receiver);
+        await layer.groupAdd('g', queued);
+        await layer.groupAdd('g', live);
+        await layer.groupSend('g', { type: 'n', n: 1 });
+        const second = await layer.groupSend('g', { type: 'n', n: 2 });
+        await eventually(() => attached.received.length === 2);
+        assert.deepEqual(
+          attached.received.map((message) => message['n']),
+          [1, 2],
+        );
+        assert.equal(second.dropped >= 0, true);
+        assert.deepEqual(await layer.receive(queued), { type: 'n', n: 1 });
+      }),
+    );
+
+    it(
+      'stops delivering after groupDiscard and after detach',
+      withLayer(10, async (layer) => {
+        const a = collector();
+        const b = collector();
+        const channelA = layer.newChannel();
+        const channelB = layer.newChannel();
+        layer.attach(channelA, a.receiver);
+        const detachB = layer.attach(channelB, b.receiver);
+        await layer.groupAdd('g', channelA);
+        await layer.groupAdd('g', channelB);
+        await layer.groupDiscard('g', channelA);
+        detachB();
+        await layer.groupSend('g', { type: 'gone' });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(a.received.length, 0);
+        assert.equal(b.received.length, 0);
+      }),
+    );
+
+    for (const bad of ['', 'a'.repeat(100), 'has space', 'ünï', 'semi;colon', '../x']) {
+      it(
+        `rejects the bad name ${JSON.stringify(bad.slice(0, 12))}`,
+        withLayer(10, async (layer) => {
+          await assert.rejects(layer.groupAdd(bad, layer.newChannel()), InvalidChannelNameError);
+          await assert.rejects(layer.groupSend(bad, { type: 'x' }), InvalidChannelNameError);
+          await assert.rejects(layer.send(bad, { type: 'x' }), InvalidChannelNameError);
+        }),
+      );
+    }
+
+    it(
+      'accepts a name of 99 characters',
+      withLayer(10, async (layer) => {
+        await layer.groupAdd('g'.repeat(99), layer.newChannel());
+      }),
+    );
+
+    it(
+      'rejects a message without a type',
+      withLayer(10, async (layer) => {
+        await assert.rejects(
+          layer.send(layer.newChannel(), { text: 'no type' } as unknown as LayerMessage),
+          TypeError,
+        );
+      }),
+    );
+
+    it(
+      'answers ping',
+      withLayer(10, async (layer) => {
+        await layer.ping();
+      }),
+    );
+  });
+}

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ProtocolError } from '../../src/errors.js';
+import { CloseCode, CloseReason, limitCloseReason } from '../../src/protocol/close-codes.js';
+import { isAuthFrame, parseJsonObject } from '../../src/protocol/messages.js';
+import { createScope } from '../../src/scope.js';
+
+describe('close codes', () => {
+  it('has the codes of SPEC §5', () => {
+    assert.deepEqual(
+      [
+        CloseCode.BadFrame,
+        CloseCode.Unauthorized,
+        CloseCode.Forbidden,
+        CloseCode.AuthenticationTimeout,
+        CloseCode.TooManyRequests,
+        CloseCode.GoingAway,
+        CloseCode.MessageTooBig,
+        CloseCode.InternalError,
+        CloseCode.TryAgainLater,
+      ],
+      [4400, 4401, 4403, 4408, 4429, 1001, 1009, 1011, 1013],
+    );
+  });
+
+  it('keeps every reason under 123 bytes and clamps longer ones on a character boundary', () => {
+    for (const reason of Object.values(CloseReason)) assert.ok(Buffer.byteLength(reason) < 123);
+    const clamped = limitCloseReason('é'.repeat(100));
+    assert.ok(Buffer.byteLength(clamped) <= 123);
+    assert.equal(clamped, 'é'.repeat(61));
+  });
+});
+
+describe('parseJsonObject', () => {
+  it('returns objects', () => {
+    assert.deepEqual(parseJsonObject('{"a":1}'), { a: 1 });
+  });
+  it('throws coded ProtocolErrors whose message is the close reason', () => {
+    const cases: [string | Uint8Array, string][] = [
+      ['{', 'ERR_INVALID_JSON'],
+      ['[]', 'ERR_NOT_AN_OBJECT'],
+      ['1', 'ERR_NOT_AN_OBJECT'],
+      [new Uint8Array([123, 125]), 'ERR_BINARY_NOT_ACCEPTED'],
+    ];
+    for (const [frame, code] of cases) {
+      assert.throws(
+        () => parseJsonObject(frame),
+        (error: unknown) => {
+          assert.ok(error instanceof ProtocolError);
+          assert.equal(error.code, code);
+          assert.ok((Object.values(CloseReason) as string[]).includes(error.message));
+          return true;
+        },
+      );
+    }
+  });
+  it('recognises auth frames', () => {
+    assert.equal(isAuthFrame({ type: 'auth', token: 't' }), true);
+    assert.equal(isAuthFrame({ type: 'auth', token: 1 }), false);
+  });
+});
+
+describe('createScope', () => {
+  it('lower-cases headers, keeps duplicates, parses cookies and subprotocols', () => {
+    const scope = createScope({
+      path: '/ws/',
+      queryString: 'x=1',
+      headers: {
+        Authorization: ['Token a', 'Token b'],
+        Cookie: 'key=v1; JWT=abc',
+        'Sec-WebSocket-Protocol': 'chat, portcullis.bearer.dA',
+      },
+    });
+    assert.equal(scope.headers['authorization'], 'Token a, Token b');
+    assert.deepEqual(
+      scope.rawHeaders.filter(([name]) => name === 'authorization').map(([, value]) => value),
+      ['Token a', 'Token b'],
+    );
+    assert.deepEqual(scope.cookies, { key: 'v1', JWT: 'abc' });
+    assert.deepEqual(scope.subprotocols, ['chat', 'portcullis.bearer.dA']);
+    assert.equal(scope.origin, null);
+    assert.equal(scope.query.get('x'), '1');
+    assert.equal(scope.user.isAnonymous, true);
+    assert.equal(scope.auth, null);
+  });
+});

@@ -32,4 +32,8 @@ export interface Authenticator {
   /** Short name recorded in `scope.auth.authenticator` and metrics labels. */
   readonly name: string;
   authenticate(credential: string, context: AuthContext): Promise<AuthResult | undefined>;
+  /** Forgets a cached verification of a revoked credential (by its `credentialId`). */
+  invalidateCredential?(credentialId: string): void;
+  /** Forgets every cached verification of a user's credentials. */
+  invalidateUser?(userId: string): void;
 }

@@ -24,13 +24,7 @@ export const ANONYMOUS_USER: User = Object.freeze({
 
 /** Where a credential came from on the WebSocket handshake or in-band (SPEC §3). */
 export type CredentialTransport =
-  | 'header'
-  | 'cookie'
-  | 'ticket'
-  | 'subprotocol'
-  | 'first-message'
-  | 'query'
-  | 'in-band';
+  'header' | 'cookie' | 'ticket' | 'subprotocol' | 'first-message' | 'query' | 'in-band';
 
 /** How `scope.user` was authenticated. `null` on anonymous connections. */
 export interface AuthInfo {

@@ -1,0 +1,263 @@
+/**
+ * Authenticators for Portcullis tokens (`pcu_…`) and tickets (`pct_…`), verified against
+ * the store (SPEC §3, §4).
+ *
+ * @module
+ */
+import { AuthenticationError } from '../../errors.js';
+import type { Store } from '../../store/store.js';
+import type { AuthContext, AuthResult, Authenticator } from '../authenticator.js';
+import { looksLikeTicket, parseTicket } from '../tickets.js';
+import { digestToken, looksLikePortcullisToken, parseToken } from '../tokens.js';
+
+/** The part of a {@link Store} the token authenticator uses. */
+export type TokenVerifier = Pick<Store, 'verifyToken'> & Partial<Pick<Store, 'onRevoke'>>;
+
+/** Options of {@link tokenAuthenticator}. */
+export interface TokenAuthenticatorOptions {
+  /**
+   * Verifies tokens. When it also has `onRevoke` (a `Store` does), revocations made
+   * through it evict the cache at once, without anyone calling {@link TokenAuthenticator.invalidate}.
+   */
+  readonly store: TokenVerifier;
+  /**
+   * How long a verified token is trusted without asking the database again, so that a
+   * reconnect storm costs one query per token rather than one per handshake. An entry
+   * never outlives its token's expiry. `0` turns the cache off.
+   *
+   * Revocations in this process evict at once; revocations in other processes must be
+   * relayed to {@link TokenAuthenticator.invalidateCredential} (the auth middleware does
+   * through the channel layer), or they
+   * take effect here within this time.
+   * @default 5_000 (5 s)
+   */
+  readonly cacheTtlMs?: number;
+  /**
+   * At most this many tokens are cached; the least recently used is dropped first.
+   * @default 10_000
+   */
+  readonly maxCacheEntries?: number;
+  /** The clock, in milliseconds since the epoch. @default Date.now */
+  readonly now?: () => number;
+}
+
+/** A token {@link Authenticator} with a verification cache that can be evicted. */
+export interface TokenAuthenticator extends Authenticator {
+  readonly name: 'token';
+  /**
+   * Forgets a token at once (it was revoked): `credentialId` is the token id. The auth
+   * middleware calls it when a revocation arrives from any process. Verifications in
+   * flight are not cached.
+   */
+  invalidateCredential(credentialId: string): void;
+  /** The same as {@link TokenAuthenticator.invalidateCredential}. */
+  invalidate(tokenId: string): void;
+  /** Forgets every token of a user at once (logout everywhere, deactivation). */
+  invalidateUser(userId: string): void;
+  /**
+   * Stops listening to the store's revocations and empties the cache; later calls still
+   * work, each asking the store.
+   */
+  close(): void;
+}
+
+interface CacheEntry {
+  readonly result: AuthResult;
+  readonly tokenId: string;
+  readonly userId: string;
+  /** Epoch ms after which the entry must be re-verified. */
+  readonly until: number;
+}
+
+const invalidCredentials = (): AuthenticationError =>
+  new AuthenticationError('ERR_INVALID_CREDENTIALS');
+
+/**
+ * Authenticates Portcullis API tokens. It recognises only `pcu_` strings (anything else
+ * is left to the next authenticator); a token with a bad checksum fails without a
+ * database query; `credentialId` is the token's id, so revoking it closes its sockets.
+ *
+ * @throws {TypeError} when `store` has no `verifyToken`.
+ * @throws {RangeError} when `cacheTtlMs` or `maxCacheEntries` is not a non-negative /
+ *   positive integer.
+ *
+ * @example
+ * ```ts
+ * const store = openStore('sqlite:./portcullis.db');
+ * const tokens = tokenAuthenticator({ store });
+ * const result = await tokens.authenticate('pcu_…', { transport: 'header' });
+ * // result?.user.username, result?.credentialId (the token id), result?.expiresAt
+ * ```
+ */
+export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAuthenticator {
+  const {
+    store,
+    cacheTtlMs = 5_000, // 5 s
+    maxCacheEntries = 10_000,
+    now = Date.now,
+  } = options;
+  if (typeof store?.verifyToken !== 'function') {
+    throw new TypeError('tokenAuthenticator: options.store must have a verifyToken() method');
+  }
+  if (!Number.isSafeInteger(cacheTtlMs) || cacheTtlMs < 0) {
+    throw new RangeError('tokenAuthenticator: options.cacheTtlMs must be a non-negative integer');
+  }
+  if (!Number.isSafeInteger(maxCacheEntries) || maxCacheEntries < 1) {
+    throw new RangeError('tokenAuthenticator: options.maxCacheEntries must be a positive integer');
+  }
+
+  /** digest → entry, in least-recently-used-first order (a `Map` keeps insertion order). */
+  const entries = new Map<string, CacheEntry>();
+  const digestByToken = new Map<string, string>();
+  const digestsByUser = new Map<string, Set<string>>();
+  /** One database verification per digest at a time; concurrent handshakes share it. */
+  const inflight = new Map<string, Promise<AuthResult>>();
+  /** Bumped by every invalidation, so a verification that raced one is not cached. */
+  let generation = 0;
+  let closed = false;
+
+  function forget(digest: string): void {
+    const entry = entries.get(digest);
+    if (entry === undefined) return;
+    entries.delete(digest);
+    digestByToken.delete(entry.tokenId);
+    const digests = digestsByUser.get(entry.userId);
+    digests?.delete(digest);
+    if (digests?.size === 0) digestsByUser.delete(entry.userId);
+  }
+
+  function remember(digest: string, entry: CacheEntry): void {
+    forget(digest);
+    entries.set(digest, entry);
+    digestByToken.set(entry.tokenId, digest);
+    let digests = digestsByUser.get(entry.userId);
+    if (digests === undefined) digestsByUser.set(entry.userId, (digests = new Set()));
+    digests.add(digest);
+    while (entries.size > maxCacheEntries) {
+      const oldest = entries.keys().next();
+      if (oldest.done === true) break;
+      forget(oldest.value);
+    }
+  }
+
+  async function verify(token: string, digest: string): Promise<AuthResult> {
+    const startedAt = generation;
+    try {
+      const verified = await store.verifyToken(token);
+      const result: AuthResult = {
+        user: verified.user,
+        credentialId: verified.tokenId,
+        expiresAt: verified.expiresAt,
+      };
+      const at = now();
+      const until = Math.min(at + cacheTtlMs, verified.expiresAt?.getTime() ?? Infinity);
+      if (!closed && cacheTtlMs > 0 && startedAt === generation && until > at) {
+        remember(digest, {
+          result,
+          tokenId: verified.tokenId,
+          userId: verified.user.id,
+          until,
+        });
+      }
+      return result;
+    } finally {
+      inflight.delete(digest);
+    }
+  }
+
+  function invalidate(tokenId: string): void {
+    generation++;
+    const digest = digestByToken.get(tokenId);
+    if (digest !== undefined) forget(digest);
+  }
+
+  function invalidateUser(userId: string): void {
+    generation++;
+    for (const digest of [...(digestsByUser.get(userId) ?? [])]) forget(digest);
+  }
+
+  const unsubscribe = store.onRevoke?.((event) => {
+    for (const tokenId of event.tokenIds) invalidate(tokenId);
+  });
+
+  return {
+    name: 'token',
+
+    async authenticate(credential: string, _context: AuthContext): Promise<AuthResult | undefined> {
+      if (!looksLikePortcullisToken(credential)) return undefined;
+      // Recognised: from here on, failure is an error and never a fall-through (SPEC §3).
+      if (parseToken(credential) === undefined) throw invalidCredentials();
+      const digest = digestToken(credential);
+      const entry = entries.get(digest);
+      if (entry !== undefined) {
+        if (now() < entry.until) {
+          // Re-insert to mark it most recently used.
+          entries.delete(digest);
+          entries.set(digest, entry);
+          return entry.result;
+        }
+        forget(digest);
+      }
+      let pending = inflight.get(digest);
+      if (pending === undefined) {
+        pending = verify(credential, digest);
+        inflight.set(digest, pending);
+      }
+      return pending;
+    },
+
+    invalidateCredential: invalidate,
+    invalidate,
+    invalidateUser,
+
+    close(): void {
+      closed = true;
+      unsubscribe?.();
+      generation++;
+      entries.clear();
+      digestByToken.clear();
+      digestsByUser.clear();
+    },
+  };
+}
+
+/** The part of a {@link Store} the ticket authenticator uses. */
+export type TicketRedeemer = Pick<Store, 'consumeTicket'>;
+
+/** Options of {@link ticketAuthenticator}. */
+export interface TicketAuthenticatorOptions {
+  readonly store: TicketRedeemer;
+}
+
+/**
+ * Authenticates single-use tickets from `POST /api/auth/ticket` (SPEC §3). It recognises
+ * only `pct_` strings and redeems the ticket, so a replay fails. The connection is
+ * attributed to the token that asked for the ticket: `credentialId` is that token's id
+ * (revoking it closes the ticket's sockets) and `expiresAt` its expiry.
+ *
+ * @throws {TypeError} when `store` has no `consumeTicket`.
+ *
+ * @example
+ * ```ts
+ * const authenticators = [ticketAuthenticator({ store }), tokenAuthenticator({ store })];
+ * ```
+ */
+export function ticketAuthenticator(options: TicketAuthenticatorOptions): Authenticator {
+  const { store } = options;
+  if (typeof store?.consumeTicket !== 'function') {
+    throw new TypeError('ticketAuthenticator: options.store must have a consumeTicket() method');
+  }
+  return {
+    name: 'ticket',
+    async authenticate(credential: string, _context: AuthContext): Promise<AuthResult | undefined> {
+      if (!looksLikeTicket(credential)) return undefined;
+      if (parseTicket(credential) === undefined) throw invalidCredentials();
+      const redeemed = await store.consumeTicket(credential);
+      return {
+        user: redeemed.user,
+        credentialId: redeemed.tokenId,
+        expiresAt: redeemed.expiresAt,
+      };
+    },
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * `DATABASE_URL` parsing and Kysely dialects for SQLite (better-sqlite3) and PostgreSQL (pg).
+ *
+ * @internal
+ * @module
+ */
+import Sqlite from 'better-sqlite3';
+import { PostgresDialect, SqliteDialect, type Dialect } from 'kysely';
+import pg from 'pg';
+import { ConfigError } from '../errors.js';
+import type { DialectKind } from './schema.js';
+
+/** Where a store's data lives, as parsed from `DATABASE_URL`. */
+export type DatabaseTarget =
+  | { readonly kind: 'sqlite'; readonly path: string }
+  | { readonly kind: 'postgres'; readonly url: string };
+
+const USAGE = 'use sqlite:PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB';
+
+/**
+ * Parses a `DATABASE_URL` (SPEC §8): `sqlite:./portcullis.db`, `sqlite:/abs/path.db`,
+ * `sqlite:///abs/path.db`, `sqlite::memory:`, `postgres://…` or `postgresql://…`.
+ *
+ * @throws {ConfigError} one line naming `DATABASE_URL`; it never repeats the URL, which
+ *   may hold a password.
+ */
+export function parseDatabaseUrl(databaseUrl: string): DatabaseTarget {
+  if (databaseUrl.startsWith('sqlite:')) {
+    let path = databaseUrl.slice('sqlite:'.length);
+    if (path.startsWith('//')) path = path.slice(2);
+    if (path === '') throw new ConfigError(`DATABASE_URL has no SQLite file path; ${USAGE}`);
+    return { kind: 'sqlite', path };
+  }
+  if (databaseUrl.startsWith('postgres://') || databaseUrl.startsWith('postgresql://')) {
+    if (!URL.canParse(databaseUrl)) {
+      throw new ConfigError(`DATABASE_URL is not a valid PostgreSQL URL; ${USAGE}`);
+    }
+    return { kind: 'postgres', url: databaseUrl };
+  }
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:/.exec(databaseUrl)?.[0];
+  throw new ConfigError(
+    scheme === undefined
+      ? `DATABASE_URL has no scheme; ${USAGE}`
+      : `DATABASE_URL has unsupported scheme "${scheme}"; ${USAGE}`,
+  );
+}
+
+/** PostgreSQL `int8` (ids, millisecond times, counts) as JS numbers; all stay below 2^53. */
+function int8AsNumber(): pg.TypeOverrides {
+  const types = new pg.TypeOverrides();
+  types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+  return types;
+}
+
+/** Builds the Kysely dialect for `target`. Nothing connects until the first query. */
+export function createDialect(target: DatabaseTarget): { kind: DialectKind; dialect: Dialect } {
+  if (target.kind === 'sqlite') {
+    return {
+      kind: 'sqlite',
+      dialect: new SqliteDialect({
+        database: () => {
+          // Opened lazily so that an unusable path surfaces as a query error, which the
+          // store reports as ServiceUnavailableError like any other database failure.
+          const db = new Sqlite(target.path);
+          if (target.path !== ':memory:') {
+            // WAL lets readers proceed while one process writes (CLI beside a running gateway).
+            db.pragma('journal_mode = WAL');
+            db.pragma('synchronous = NORMAL');
+          }
+          db.pragma('busy_timeout = 5000');
+          db.pragma('foreign_keys = ON');
+          return Promise.resolve(db);
+        },
+      }),
+    };
+  }
+  const pool = new pg.Pool({
+    connectionString: target.url,
+    types: int8AsNumber(),
+    connectionTimeoutMillis: 5_000,
+  });
+  // An idle client whose server goes away emits 'error' on the pool; unhandled, that
+  // would crash the process. The next query fails instead and is reported as unavailable.
+  pool.on('error', () => {});
+  return { kind: 'postgres', dialect: new PostgresDialect({ pool }) };
+}

@@ -1,0 +1,413 @@
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { SignJWT } from 'jose';
+import type { JWTPayload } from 'jose';
+import { Kysely, PostgresDialect, sql, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import {
+  drfTokenAuthenticator,
+  simpleJwtAuthenticator,
+} from '../../src/auth/authenticators/django.js';
+import type { DjangoDatabase } from '../../src/auth/authenticators/django.js';
+import { AuthenticationError, ServiceUnavailableError } from '../../src/errors.js';
+
+const ctx = { transport: 'header' } as const;
+/** A Django-style SECRET_KEY (50 characters). */
+const SECRET_KEY = 'django-insecure-0123456789abcdefghijklmnopqrstuvwxyz!@#$';
+const T0 = Date.UTC(2030, 0, 1);
+const T0_S = T0 / 1000;
+
+function fakeClock(start = T0): { now: () => number; advance: (ms: number) => void } {
+  let current = start;
+  return {
+    now: () => current,
+    advance: (ms) => {
+      current += ms;
+    },
+  };
+}
+
+const drfKey = (): string => randomBytes(20).toString('hex');
+const ALICE_KEY = drfKey(); // staff, active
+const BOB_KEY = drfKey(); // active
+const CAROL_KEY = drfKey(); // inactive
+
+/** A SimpleJWT token as `AccessToken.for_user(user)` issues it; an `undefined` claim is left out. */
+async function simpleJwt(claims: Record<string, unknown>, secret = SECRET_KEY): Promise<string> {
+  const payload: JWTPayload = Object.fromEntries(
+    Object.entries({
+      token_type: 'access',
+      exp: T0_S + 300,
+      iat: T0_S,
+      jti: randomUUID().replaceAll('-', ''),
+      ...claims,
+    }).filter(([, value]) => value !== undefined),
+  );
+  return new SignJWT(payload)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .sign(new TextEncoder().encode(secret));
+}
+
+async function refused(
+  promise: Promise<unknown>,
+  code: 'ERR_INVALID_CREDENTIALS' | 'ERR_TOKEN_EXPIRED',
+  secret?: string,
+): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(
+      err instanceof AuthenticationError,
+      `expected AuthenticationError, got ${String(err)}`,
+    );
+    assert.equal(err.code, code);
+    if (secret !== undefined) assert.ok(!err.message.includes(secret));
+    return true;
+  });
+}
+
+interface Variant {
+  readonly name: string;
+  /** `undefined` to run; a reason to skip. */
+  readonly skip?: string;
+  open(): Promise<{
+    db: Kysely<DjangoDatabase>;
+    bool: (v: boolean) => unknown;
+    close(): Promise<void>;
+  }>;
+}
+
+const sqlite: Variant = {
+  name: 'SQLite',
+  async open() {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-django-'));
+    const db = new Kysely<DjangoDatabase>({
+      dialect: new SqliteDialect({ database: new Database(join(dir, 'db.sqlite3')) }),
+    });
+    // The DDL Django's migrations produce on SQLite (auth 0012, authtoken 0003).
+    await sql`CREATE TABLE "auth_user" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT,
+      "password" varchar(128) NOT NULL, "last_login" datetime NULL, "is_superuser" bool NOT NULL,
+      "username" varchar(150) NOT NULL UNIQUE, "first_name" varchar(150) NOT NULL,
+      "last_name" varchar(150) NOT NULL, "email" varchar(254) NOT NULL, "is_staff" bool NOT NULL,
+      "is_active" bool NOT NULL, "date_joined" datetime NOT NULL)`.execute(db);
+    await sql`CREATE TABLE "authtoken_token" ("key" varchar(40) NOT NULL PRIMARY KEY,
+      "created" datetime NOT NULL, "user_id" integer NOT NULL UNIQUE
+      REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED)`.execute(db);
+    return {
+      db,
+      bool: (v) => (v ? 1 : 0),
+      async close() {
+        await db.destroy();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+const PG = { host: '127.0.0.1', port: 5432, database: 'test', user: 'postgres' };
+
+async function postgresReachable(): Promise<boolean> {
+  const client = new pg.Client({ ...PG, connectionTimeoutMillis: 2_000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+const pgUp = await postgresReachable();
+const postgres: Variant = {
+  name: 'PostgreSQL',
+  ...(pgUp ? {} : { skip: 'PostgreSQL is not reachable at 127.0.0.1:5432' }),
+  async open() {
+    const schema = `portcullis_test_${randomBytes(6).toString('hex')}`;
+    const admin = new pg.Client(PG);
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const db = new Kysely<DjangoDatabase>({
+      dialect: new PostgresDialect({
+        pool: new pg.Pool({ ...PG, max: 2, options: `-c search_path=${schema}` }),
+      }),
+    });
+    // The DDL Django's migrations produce on PostgreSQL.
+    await sql`CREATE TABLE "auth_user" ("id" integer NOT NULL PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY,
+      "password" varchar(128) NOT NULL, "last_login" timestamp with time zone NULL,
+      "is_superuser" boolean NOT NULL, "username" varchar(150) NOT NULL UNIQUE,
+      "first_name" varchar(150) NOT NULL, "last_name" varchar(150) NOT NULL,
+      "email" varchar(254) NOT NULL, "is_staff" boolean NOT NULL, "is_active" boolean NOT NULL,
+      "date_joined" timestamp with time zone NOT NULL)`.execute(db);
+    await sql`CREATE TABLE "authtoken_token" ("key" varchar(40) NOT NULL PRIMARY KEY,
+      "created" timestamp with time zone NOT NULL, "user_id" integer NOT NULL UNIQUE
+      REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED)`.execute(db);
+    return {
+      db,
+      bool: (v) => v,
+      async close() {
+        await db.destroy();
+        await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+        await admin.end();
+      },
+    };
+  },
+};
+
+test('PostgreSQL is reachable when CI=true', () => {
+  // Locally a missing PostgreSQL skips its variant; in CI it must not go unnoticed.
+  if (process.env['CI'] === 'true') assert.ok(pgUp, 'PostgreSQL must be reachable in CI');
+});
+
+for (const variant of [sqlite, postgres]) {
+  describe(`Django authenticators on ${variant.name}`, { skip: variant.skip ?? false }, () => {
+    let db: Kysely<DjangoDatabase>;
+    let bool: (v: boolean) => unknown;
+    let close: () => Promise<void> = async () => undefined;
+
+    before(async () => {
+      ({ db, bool, close } = await variant.open());
+      const user = async (username: string, staff: boolean, active: boolean): Promise<void> => {
+        await sql`INSERT INTO "auth_user" ("password", "is_superuser", "username", "first_name",
+          "last_name", "email", "is_staff", "is_active", "date_joined")
+          VALUES ('!', ${bool(false)}, ${username}, '', '', '', ${bool(staff)}, ${bool(active)},
+          '2024-01-01 00:00:00')`.execute(db);
+      };
+      await user('alice', true, true); // id 1
+      await user('bob', false, true); // id 2
+      await user('carol', false, false); // id 3
+      await user('erin', false, true); // id 4, no token yet
+      for (const [key, userId] of [
+        [ALICE_KEY, 1],
+        [BOB_KEY, 2],
+        [CAROL_KEY, 3],
+      ] as const) {
+        await sql`INSERT INTO "authtoken_token" ("key", "created", "user_id")
+          VALUES (${key}, '2024-01-01 00:00:00', ${userId})`.execute(db);
+      }
+    });
+    after(() => close());
+
+    describe('drfTokenAuthenticator', () => {
+      test('a valid DRF token authenticates its user', async () => {
+        const auth = drfTokenAuthenticator({ db });
+        assert.equal(auth.name, 'drf-token');
+        const alice = await auth.authenticate(ALICE_KEY, ctx);
+        assert.deepEqual(alice?.user, {
+          id: '1',
+          username: 'alice',
+          isStaff: true,
+          isAnonymous: false,
+        });
+        assert.equal(alice?.expiresAt, null);
+        assert.match(alice?.credentialId ?? '', /^drf-[0-9a-f]{16}$/);
+        assert.ok(!ALICE_KEY.includes((alice?.credentialId ?? '').slice(4)));
+        const bob = await auth.authenticate(BOB_KEY, ctx);
+        assert.deepEqual(bob?.user, {
+          id: '2',
+          username: 'bob',
+          isStaff: false,
+          isAnonymous: false,
+        });
+      });
+
+      test('an unknown key of the DRF shape is refused', async () => {
+        const key = drfKey();
+        await refused(
+          drfTokenAuthenticator({ db }).authenticate(key, ctx),
+          'ERR_INVALID_CREDENTIALS',
+          key,
+        );
+      });
+
+      test('a token of an inactive user is refused', async () => {
+        await refused(
+          drfTokenAuthenticator({ db }).authenticate(CAROL_KEY, ctx),
+          'ERR_INVALID_CREDENTIALS',
+          CAROL_KEY,
+        );
+      });
+
+      test('only the exact DRF key shape is recognised', async () => {
+        const auth = drfTokenAuthenticator({ db });
+        for (const credential of [
+          ALICE_KEY.toUpperCase(),
+          ALICE_KEY.slice(1),
+          `${ALICE_KEY}0`,
+          `pcu_${ALICE_KEY}`,
+          '',
+        ]) {
+          assert.equal(await auth.authenticate(credential, ctx), undefined, credential);
+        }
+      });
+
+      test('deleting the token row (DRF logout) refuses it from the next use', async () => {
+        const key = drfKey();
+        await sql`INSERT INTO "authtoken_token" ("key", "created", "user_id")
+          VALUES (${key}, '2024-01-01 00:00:00', ${4})`.execute(db);
+        const auth = drfTokenAuthenticator({ db });
+        assert.equal((await auth.authenticate(key, ctx))?.user.username, 'erin');
+        await db.deleteFrom('authtoken_token').where('key', '=', key).execute();
+        await refused(auth.authenticate(key, ctx), 'ERR_INVALID_CREDENTIALS', key);
+      });
+    });
+
+    describe('simpleJwtAuthenticator with the database', () => {
+      test('an access token authenticates the user read from auth_user', async () => {
+        const auth = simpleJwtAuthenticator({ signingKey: SECRET_KEY, db, now: fakeClock().now });
+        assert.equal(auth.name, 'simplejwt');
+        const token = await simpleJwt({ user_id: 1, jti: 'abc123' });
+        assert.deepEqual(await auth.authenticate(token, ctx), {
+          user: { id: '1', username: 'alice', isStaff: true, isAnonymous: false },
+          credentialId: 'abc123',
+          expiresAt: new Date((T0_S + 300) * 1000),
+        });
+      });
+
+      test('a refresh token presented as an access token is refused', async () => {
+        const auth = simpleJwtAuthenticator({ signingKey: SECRET_KEY, db, now: fakeClock().now });
+        const token = await simpleJwt({ user_id: 1, token_type: 'refresh', exp: T0_S + 86_400 });
+        await refused(auth.authenticate(token, ctx), 'ERR_INVALID_CREDENTIALS', token);
+      });
+
+      test('an expired access token → ERR_TOKEN_EXPIRED (fake clock)', async () => {
+        const clock = fakeClock();
+        const auth = simpleJwtAuthenticator({ signingKey: SECRET_KEY, db, now: clock.now });
+        const token = await simpleJwt({ user_id: 2 });
+        assert.equal((await auth.authenticate(token, ctx))?.user.username, 'bob');
+        clock.advance(300_000);
+        await refused(auth.authenticate(token, ctx), 'ERR_TOKEN_EXPIRED', token);
+      });
+
+      test('inactive, unknown user, wrong key, missing claims: refused', async () => {
+        const auth = simpleJwtAuthenticator({ signingKey: SECRET_KEY, db, now: fakeClock().now });
+        await refused(
+          auth.authenticate(await simpleJwt({ user_id: 3 }), ctx),
+          'ERR_INVALID_CREDENTIALS',
+        );
+        await refused(
+          auth.authenticate(await simpleJwt({ user_id: 999 }), ctx),
+          'ERR_INVALID_CREDENTIALS',
+        );
+        await refused(
+          auth.authenticate(
+            await simpleJwt({ user_id: 1 }, 'some-other-django-secret-key-of-enough-length'),
+            ctx,
+          ),
+          'ERR_INVALID_CREDENTIALS',
+        );
+        await refused(
+          auth.authenticate(await simpleJwt({ user_id: 1, jti: undefined }), ctx),
+          'ERR_INVALID_CREDENTIALS',
+        );
+        await refused(auth.authenticate(await simpleJwt({}), ctx), 'ERR_INVALID_CREDENTIALS');
+      });
+
+      test('a user deactivated after a cached verification is refused at once', async () => {
+        const auth = simpleJwtAuthenticator({ signingKey: SECRET_KEY, db, now: fakeClock().now });
+        const token = await simpleJwt({ user_id: 2 });
+        assert.equal((await auth.authenticate(token, ctx))?.user.username, 'bob');
+        await sql`UPDATE "auth_user" SET "is_active" = ${bool(false)} WHERE "id" = ${2}`.execute(
+          db,
+        );
+        try {
+          await refused(auth.authenticate(token, ctx), 'ERR_INVALID_CREDENTIALS');
+        } finally {
+          await sql`UPDATE "auth_user" SET "is_active" = ${bool(true)} WHERE "id" = ${2}`.execute(
+            db,
+          );
+        }
+      });
+    });
+  });
+}
+
+describe('simpleJwtAuthenticator without a database', () => {
+  test('the user comes from the claims', async () => {
+    const auth = simpleJwtAuthenticator({ signingKey: SECRET_KEY, now: fakeClock().now });
+    const result = await auth.authenticate(
+      await simpleJwt({ user_id: 5, username: 'dave', is_staff: true }),
+      ctx,
+    );
+    assert.deepEqual(result?.user, {
+      id: '5',
+      username: 'dave',
+      isStaff: true,
+      isAnonymous: false,
+    });
+    const bare = await auth.authenticate(await simpleJwt({ user_id: '6' }), ctx);
+    assert.deepEqual(bare?.user, { id: '6', username: '6', isStaff: false, isAnonymous: false });
+  });
+
+  test('custom userIdClaim and tokenType', async () => {
+    const auth = simpleJwtAuthenticator({
+      signingKey: SECRET_KEY,
+      userIdClaim: 'uid',
+      tokenType: 'sliding',
+      now: fakeClock().now,
+    });
+    const ok = await auth.authenticate(await simpleJwt({ uid: 8, token_type: 'sliding' }), ctx);
+    assert.equal(ok?.user.id, '8');
+    await refused(
+      auth.authenticate(await simpleJwt({ uid: 8 }), ctx), // token_type access
+      'ERR_INVALID_CREDENTIALS',
+    );
+  });
+
+  test('a non-JWT credential is not recognised', async () => {
+    const auth = simpleJwtAuthenticator({ signingKey: SECRET_KEY });
+    assert.equal(await auth.authenticate(drfKey(), ctx), undefined);
+  });
+
+  test('a failing database fails closed with ServiceUnavailableError', async () => {
+    // An empty database: the query fails as it would on a dropped connection.
+    const broken = new Kysely<DjangoDatabase>({
+      dialect: new SqliteDialect({ database: new Database(':memory:') }),
+    });
+    try {
+      await assert.rejects(
+        drfTokenAuthenticator({ db: broken }).authenticate(ALICE_KEY, ctx),
+        ServiceUnavailableError,
+      );
+      const auth = simpleJwtAuthenticator({
+        signingKey: SECRET_KEY,
+        db: broken,
+        now: fakeClock().now,
+      });
+      await assert.rejects(
+        auth.authenticate(await simpleJwt({ user_id: 1 }), ctx),
+        ServiceUnavailableError,
+      );
+    } finally {
+      await broken.destroy();
+    }
+  });
+
+  test('options are checked at construction', () => {
+    assert.throws(() => simpleJwtAuthenticator({}), {
+      name: 'TypeError',
+      message: 'simpleJwtAuthenticator: exactly one of "signingKey" or "verifyingKey" is required',
+    });
+    assert.throws(() => simpleJwtAuthenticator({ signingKey: 'short' }), {
+      name: 'RangeError',
+      message: 'simpleJwtAuthenticator: "signingKey" must be at least 32 bytes (RFC 7518 §3.2)',
+    });
+    assert.throws(() => simpleJwtAuthenticator({ signingKey: SECRET_KEY, algorithm: 'RS256' }), {
+      name: 'TypeError',
+      message:
+        'simpleJwtAuthenticator: "algorithms" for "signingKey" must be HMAC algorithms (HS256, HS384, HS512)',
+    });
+    assert.throws(() => simpleJwtAuthenticator({ signingKey: SECRET_KEY, leeway: -5 }), {
+      name: 'RangeError',
+      message: 'simpleJwtAuthenticator: "leeway" must be a non-negative number of seconds',
+    });
+    assert.throws(
+      () => drfTokenAuthenticator({ db: undefined as unknown as Kysely<DjangoDatabase> }),
+      { name: 'TypeError', message: 'drfTokenAuthenticator: "db" must be a Kysely instance' },
+    );
+  });
+});

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CloseCode } from './protocol/close-codes.js';
+import { isBearerSubprotocol } from './protocol/subprotocol.js';
 import type { OutboundMessage } from './outbound.js';
 import type { Scope } from './scope.js';
 
@@ -194,7 +195,11 @@ export abstract class BaseConnection implements Connection {
   }
 
   close(code: number = CloseCode.Normal, reason = ''): void {
-    if (this.#state === 'pending') this.accept();
+    // Browsers fail a handshake where they offered protocols and none was selected, and
+    // then never see the close code: select an app protocol even to refuse.
+    if (this.#state === 'pending') {
+      this.accept({ subprotocol: this.#offered.find((entry) => !isBearerSubprotocol(entry)) });
+    }
     if (this.#state !== 'open') return;
     this.#state = 'closing';
     this.transportClose(code, reason);

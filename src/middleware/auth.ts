@@ -1,0 +1,607 @@
+/**
+ * The WebSocket authentication middleware (SPEC §3): credentials from any of six
+ * transports, an authenticator chain, the Origin rule for cookies, first-message auth,
+ * expiry, in-band refresh and revocation on every process.
+ *
+ * @module
+ */
+import type { Logger } from 'pino';
+import type {
+  Application,
+  Connection,
+  CloseEvent,
+  IncomingData,
+  Middleware,
+  AcceptOptions,
+  OutgoingData,
+} from '../application.js';
+import { wrapApplication } from '../application.js';
+import type { Authenticator, AuthResult } from '../auth/authenticator.js';
+import { findCredentials } from '../auth/credentials.js';
+import type { CredentialTransportOptions, FoundCredential } from '../auth/credentials.js';
+import {
+  credentialGroup,
+  REVOCATION_BROADCAST_GROUP,
+  broadcastCredentialRevoked,
+  broadcastUserRevoked,
+  userGroup,
+} from '../auth/revocation.js';
+import type { AuthInfo, CredentialTransport } from '../auth/user.js';
+import { AuthenticationError, ServiceUnavailableError } from '../errors.js';
+import type { ChannelLayer } from '../layers/layer.js';
+import { MemoryChannelLayer } from '../layers/memory.js';
+import { defaultLogger } from '../logging.js';
+import { CloseCode, CloseReason } from '../protocol/close-codes.js';
+import { isAuthFrame, parseJsonObject } from '../protocol/messages.js';
+import type { Scope } from '../scope.js';
+import { originMatcher } from './origin.js';
+import type { OriginCheckOptions } from './origin.js';
+
+/** Outcome labels reported to {@link AuthMiddlewareOptions.onResult} (and metrics). */
+export type AuthOutcome =
+  | 'success'
+  | 'anonymous'
+  | 'invalid'
+  | 'expired'
+  | 'revoked'
+  | 'conflict'
+  | 'origin'
+  | 'timeout'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'error';
+
+/** One authentication attempt, for metrics. Never carries the credential. */
+export interface AuthResultEvent {
+  readonly transport: CredentialTransport | 'none';
+  readonly authenticator: string | null;
+  readonly outcome: AuthOutcome;
+}
+
+/** Options of {@link authMiddleware}. */
+export interface AuthMiddlewareOptions {
+  /** Tried in order; the first that recognises a credential decides. */
+  authenticators: readonly Authenticator[];
+  /** Which transports are read. Defaults follow SPEC §3 (query tokens off). */
+  transports?: CredentialTransportOptions;
+  /**
+   * Origins allowed to use cookie credentials (exact scheme, host and port). A cookie
+   * connection with another `Origin` closes 4403 `origin not allowed`; one without any
+   * `Origin` (a non-browser client) passes.
+   * @default [] (browsers may not use cookies until origins are listed)
+   */
+  allowedOrigins?: OriginCheckOptions['allowedOrigins'];
+  /**
+   * Close anonymous connections with 4401 `authentication required` (after the
+   * first-message window, when that transport is on).
+   * @default false
+   */
+  requireAuthentication?: boolean;
+  /** How long a client has to send `{"type":"auth"}` first, in ms (4408 after). @default 5000 */
+  firstMessageTimeout?: number;
+  /**
+   * Accept `{"type":"auth","token":…}` frames on an open connection to replace an
+   * expiring credential. Such frames never reach the app.
+   * @default true
+   */
+  inBandRefresh?: boolean;
+  /**
+   * Refuse at the HTTP handshake (401 with `WWW-Authenticate`, 403, 429, 503) instead of
+   * accepting and closing with a code, for clients that read status codes. Browsers
+   * learn nothing from a refused handshake, hence the default.
+   * @default false
+   */
+  refuseAtHandshake?: boolean;
+  /**
+   * The layer whose groups carry revocations between processes. Use the app's layer
+   * (Redis when scaled out).
+   * @default a private in-process layer
+   */
+  layer?: ChannelLayer;
+  /**
+   * Failed authentications allowed per client address per `failureWindow`; past it,
+   * connections from that address close 4429 until the window ends. `0`: no limit.
+   * @default 20
+   */
+  maxFailures?: number;
+  /** @default 60000 (1 minute) */
+  failureWindow?: number;
+  /** Called once per attempt, for metrics. */
+  onResult?: (event: AuthResultEvent) => void;
+  logger?: Logger;
+  /** The clock, for expiry timers. @default Date.now */
+  now?: () => number;
+}
+
+/** The middleware, with revocation entry points bound to its layer. */
+export interface AuthMiddleware extends Middleware {
+  /** The layer revocations travel on. */
+  readonly layer: ChannelLayer;
+  /** Closes every socket of a credential on every process (4401 `token revoked`). */
+  revokeCredential(credentialId: string): Promise<void>;
+  /** Closes every socket of a user on every process (4401 `token revoked`). */
+  revokeUser(userId: string): Promise<void>;
+  /** Stops listening for revocation broadcasts. */
+  close(): Promise<void>;
+}
+
+interface Verified {
+  readonly result: AuthResult;
+  readonly authenticator: string;
+  readonly transport: CredentialTransport;
+}
+
+// setTimeout overflows past 2^31-1 ms (about 24.8 days) and fires at once; tokens live 30.
+const MAX_TIMER = 2 ** 31 - 1;
+
+class FailureLimiter {
+  readonly #max: number;
+  readonly #window: number;
+  readonly #now: () => number;
+  readonly #counts = new Map<string, { count: number; since: number }>();
+
+  constructor(max: number, window: number, now: () => number) {
+    this.#max = max;
+    this.#window = window;
+    this.#now = now;
+  }
+
+  blocked(address: string): boolean {
+    if (this.#max === 0) return false;
+    const entry = this.#counts.get(address);
+    if (entry === undefined) return false;
+    if (this.#now() - entry.since >= this.#window) {
+      this.#counts.delete(address);
+      return false;
+    }
+    return entry.count >= this.#max;
+  }
+
+  fail(address: string): void {
+    if (this.#max === 0) return;
+    const now = this.#now();
+    const entry = this.#counts.get(address);
+    if (entry === undefined || now - entry.since >= this.#window) {
+      // Bounded: under an address-spraying attack the oldest entries go first.
+      if (this.#counts.size >= 100_000) {
+        const oldest = this.#counts.keys().next().value;
+        if (oldest !== undefined) this.#counts.delete(oldest);
+      }
+      this.#counts.set(address, { count: 1, since: now });
+      return;
+    }
+    entry.count += 1;
+  }
+}
+
+/**
+ * The connection the inner app sees: the real one, with `{"type":"auth"}` frames taken
+ * out for in-band refresh.
+ */
+class RefreshingConnection implements Connection {
+  readonly #real: Connection;
+  readonly #intercept: (data: IncomingData) => boolean;
+
+  constructor(real: Connection, intercept: (data: IncomingData) => boolean) {
+    this.#real = real;
+    this.#intercept = intercept;
+  }
+
+  get id(): string {
+    return this.#real.id;
+  }
+  get state(): Connection['state'] {
+    return this.#real.state;
+  }
+  get subprotocol(): string | null {
+    return this.#real.subprotocol;
+  }
+  accept(options?: AcceptOptions): void {
+    this.#real.accept(options);
+  }
+  reject(status: number, headers?: Readonly<Record<string, string>>): void {
+    this.#real.reject(status, headers);
+  }
+  send(data: OutgoingData): void {
+    this.#real.send(data);
+  }
+  close(code?: number, reason?: string): void {
+    this.#real.close(code, reason);
+  }
+  onMessage(listener: (data: IncomingData) => void): () => void {
+    return this.#real.onMessage((data) => {
+      if (!this.#intercept(data)) listener(data);
+    });
+  }
+  onClose(listener: (event: CloseEvent) => void | Promise<void>): () => void {
+    return this.#real.onClose(listener);
+  }
+}
+
+function looksLikeAuthFrame(data: IncomingData): data is string {
+  return typeof data === 'string' && data.length < 20_000 && data.includes('"auth"');
+}
+
+function reasonFor(error: AuthenticationError): string {
+  switch (error.code) {
+    case 'ERR_TOKEN_EXPIRED':
+      return CloseReason.TokenExpired;
+    case 'ERR_TOKEN_REVOKED':
+      return CloseReason.TokenRevoked;
+    case 'ERR_INVALID_CREDENTIALS':
+    case 'ERR_CONFLICTING_CREDENTIALS':
+      return CloseReason.InvalidCredentials;
+  }
+}
+
+function outcomeFor(error: AuthenticationError): AuthOutcome {
+  switch (error.code) {
+    case 'ERR_TOKEN_EXPIRED':
+      return 'expired';
+    case 'ERR_TOKEN_REVOKED':
+      return 'revoked';
+    case 'ERR_CONFLICTING_CREDENTIALS':
+      return 'conflict';
+    case 'ERR_INVALID_CREDENTIALS':
+      return 'invalid';
+  }
+}
+
+/**
+ * Authenticates WebSocket connections with the same credentials as the REST API and
+ * puts the user in `scope.user` and how in `scope.auth`.
+ *
+ * A recognised but invalid credential closes 4401 (never falls through to anonymous);
+ * credentials on several transports must name the same user; cookie credentials obey
+ * the Origin allow-list; expired credentials close 4401 `token expired` unless refreshed
+ * in-band; revoked ones close 4401 `token revoked` on every process sharing the layer.
+ *
+ * @example
+ * ```ts
+ * const auth = authMiddleware({
+ *   authenticators: [tokenAuthenticator({ store }), jwtAuthenticator({ secret })],
+ *   allowedOrigins: ['https://app.example.com'],
+ *   requireAuthentication: true,
+ *   layer,
+ * });
+ * const app = auth(urlRouter([route('/ws/chat/', Chat.asApp({ layer }))]));
+ * // on logout: await store.revokeToken(id); await auth.revokeCredential(id);
+ * ```
+ * @throws {TypeError | RangeError} for invalid options.
+ */
+export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
+  const {
+    authenticators,
+    transports: transportOptions = {},
+    allowedOrigins = [],
+    requireAuthentication = false,
+    firstMessageTimeout = 5_000, // 5 s
+    inBandRefresh = true,
+    refuseAtHandshake = false,
+    layer = new MemoryChannelLayer(),
+    maxFailures = 20,
+    failureWindow = 60_000, // 1 minute
+    onResult,
+    logger = defaultLogger(),
+    now = Date.now,
+  } = options;
+  if (!Array.isArray(authenticators) || authenticators.length === 0) {
+    throw new TypeError('"authenticators" must be a non-empty array of authenticators');
+  }
+  for (const authenticator of authenticators) {
+    if (typeof authenticator?.authenticate !== 'function') {
+      throw new TypeError('Every authenticator must have an authenticate() method');
+    }
+  }
+  for (const [name, value] of Object.entries({ firstMessageTimeout, maxFailures, failureWindow })) {
+    if (!Number.isInteger(value) || value < 0) {
+      throw new RangeError(`The "${name}" option must be a non-negative integer`);
+    }
+  }
+  const transports: Required<CredentialTransportOptions> = {
+    header: transportOptions.header ?? true,
+    cookie: transportOptions.cookie ?? ['key', 'JWT'],
+    ticket: transportOptions.ticket ?? true,
+    subprotocol: transportOptions.subprotocol ?? true,
+    firstMessage: transportOptions.firstMessage ?? true,
+    query: transportOptions.query ?? false,
+  };
+  const originAllowed = originMatcher(allowedOrigins);
+  const limiter = new FailureLimiter(maxFailures, failureWindow, now);
+  const report = (
+    transport: AuthResultEvent['transport'],
+    authenticator: string | null,
+    outcome: AuthOutcome,
+  ): void => {
+    onResult?.({ transport, authenticator, outcome });
+  };
+
+  // One channel per middleware instance hears revocations to evict caches here.
+  const broadcastChannel = layer.newChannel('revocations');
+  const detachBroadcast = layer.attach(broadcastChannel, ({ message }) => {
+    if (message.type !== 'auth.invalidate') return;
+    for (const authenticator of authenticators) {
+      if (typeof message['credentialId'] === 'string')
+        authenticator.invalidateCredential?.(message['credentialId']);
+      if (typeof message['userId'] === 'string') authenticator.invalidateUser?.(message['userId']);
+    }
+  });
+  const joinedBroadcast = layer
+    .groupAdd(REVOCATION_BROADCAST_GROUP, broadcastChannel)
+    .catch((error: unknown) => {
+      logger.warn({ err: error }, 'could not subscribe to revocation broadcasts');
+    });
+
+  async function verify(credential: string, transport: CredentialTransport): Promise<Verified> {
+    for (const authenticator of authenticators) {
+      const result = await authenticator.authenticate(credential, { transport });
+      if (result !== undefined) return { result, authenticator: authenticator.name, transport };
+    }
+    throw new AuthenticationError(
+      'ERR_INVALID_CREDENTIALS',
+      'no authenticator recognised the credential',
+    );
+  }
+
+  async function verifyAll(credentials: readonly FoundCredential[]): Promise<Verified> {
+    const verified: Verified[] = [];
+    for (const { value, transport } of credentials) verified.push(await verify(value, transport));
+    const first = verified[0]!;
+    if (verified.some((entry) => entry.result.user.id !== first.result.user.id)) {
+      throw new AuthenticationError(
+        'ERR_CONFLICTING_CREDENTIALS',
+        'credentials name different users',
+      );
+    }
+    return first;
+  }
+
+  function refuse(connection: Connection, code: CloseCode, reason: string): void {
+    if (refuseAtHandshake && connection.state === 'pending') {
+      const status =
+        code === CloseCode.Unauthorized
+          ? 401
+          : code === CloseCode.Forbidden
+            ? 403
+            : code === CloseCode.TooManyRequests
+              ? 429
+              : 503;
+      connection.reject(
+        status,
+        status === 401 ? { 'WWW-Authenticate': 'Bearer realm="portcullis"' } : {},
+      );
+      return;
+    }
+    connection.close(code, reason);
+  }
+
+  /** Maps a failure to its close code; returns nothing so callers can `return fail(...)`. */
+  function fail(
+    connection: Connection,
+    scope: Scope,
+    transport: AuthResultEvent['transport'],
+    error: unknown,
+  ): void {
+    if (error instanceof AuthenticationError) {
+      limiter.fail(scope.client.address);
+      report(transport, null, outcomeFor(error));
+      logger.info(
+        { path: scope.path, transport, code: error.code },
+        'websocket authentication failed',
+      );
+      refuse(connection, CloseCode.Unauthorized, reasonFor(error));
+      return;
+    }
+    if (error instanceof ServiceUnavailableError) {
+      report(transport, null, 'unavailable');
+      logger.warn({ err: error, path: scope.path }, 'cannot authenticate: backing service down');
+      refuse(connection, CloseCode.TryAgainLater, CloseReason.TryAgainLater);
+      return;
+    }
+    report(transport, null, 'error');
+    logger.error({ err: error, path: scope.path }, 'authentication error');
+    refuse(connection, CloseCode.InternalError, '');
+  }
+
+  function middleware(inner: Application): Application {
+    /** Runs the inner app as the verified user, for the credential's lifetime. */
+    async function enter(scope: Scope, connection: Connection, verified: Verified): Promise<void> {
+      const { result } = verified;
+      let current = verified;
+      let expiryTimer: NodeJS.Timeout | undefined;
+      const groups = new Set<string>();
+
+      const schedule = (expiresAt: Date | null): void => {
+        clearTimeout(expiryTimer);
+        if (expiresAt === null) return;
+        const delay = expiresAt.getTime() - now();
+        expiryTimer = setTimeout(
+          () => {
+            if (expiresAt.getTime() <= now())
+              connection.close(CloseCode.Unauthorized, CloseReason.TokenExpired);
+            else schedule(expiresAt);
+          },
+          Math.max(0, Math.min(delay, MAX_TIMER)),
+        );
+      };
+
+      const join = async (credentialId: string | null, userId: string): Promise<void> => {
+        const wanted = new Set([userGroup(userId)]);
+        if (credentialId !== null) wanted.add(credentialGroup(credentialId));
+        for (const group of groups) {
+          if (!wanted.has(group)) {
+            groups.delete(group);
+            await layer.groupDiscard(group, channel);
+          }
+        }
+        for (const group of wanted) {
+          if (!groups.has(group)) {
+            await layer.groupAdd(group, channel);
+            groups.add(group);
+          }
+        }
+      };
+
+      const channel = layer.newChannel('auth');
+      const detach = layer.attach(channel, ({ message }) => {
+        if (message.type === 'auth.revoked') {
+          connection.close(CloseCode.Unauthorized, CloseReason.TokenRevoked);
+        }
+      });
+      connection.onClose(async () => {
+        clearTimeout(expiryTimer);
+        detach();
+        await Promise.all(
+          [...groups].map((group) => layer.groupDiscard(group, channel).catch(() => undefined)),
+        );
+      });
+      try {
+        await join(result.credentialId, result.user.id);
+      } catch (error) {
+        return fail(
+          connection,
+          scope,
+          verified.transport,
+          error instanceof ServiceUnavailableError
+            ? error
+            : new ServiceUnavailableError('channel layer', { cause: error }),
+        );
+      }
+      if (connection.state === 'closed') return;
+      schedule(result.expiresAt);
+      report(verified.transport, verified.authenticator, 'success');
+
+      let refreshing = Promise.resolve();
+      const refresh = (token: string): void => {
+        refreshing = refreshing.then(async () => {
+          try {
+            const next = await verify(token, 'in-band');
+            if (next.result.user.id !== current.result.user.id) {
+              throw new AuthenticationError(
+                'ERR_CONFLICTING_CREDENTIALS',
+                'refresh names another user',
+              );
+            }
+            await join(next.result.credentialId, next.result.user.id);
+            current = next;
+            schedule(next.result.expiresAt);
+            report('in-band', next.authenticator, 'success');
+          } catch (error) {
+            fail(connection, scope, 'in-band', error);
+          }
+        });
+      };
+      const intercept = (data: IncomingData): boolean => {
+        if (!inBandRefresh || !looksLikeAuthFrame(data)) return false;
+        let frame;
+        try {
+          frame = parseJsonObject(data);
+        } catch {
+          return false;
+        }
+        if (!isAuthFrame(frame)) return false;
+        refresh(frame.token);
+        return true;
+      };
+
+      const auth: AuthInfo = {
+        method: verified.transport,
+        authenticator: verified.authenticator,
+        credentialId: result.credentialId,
+        expiresAt: result.expiresAt,
+      };
+      await inner(
+        { ...scope, user: result.user, auth },
+        new RefreshingConnection(connection, intercept),
+      );
+    }
+
+    function awaitFirstMessage(scope: Scope, connection: Connection): void {
+      connection.accept({ subprotocol: scope.protocol ?? scope.subprotocols[0] });
+      let timer: NodeJS.Timeout | undefined;
+      const stopListening = connection.onMessage((data) => {
+        stopListening();
+        clearTimeout(timer);
+        let token: string | undefined;
+        try {
+          const frame = parseJsonObject(data);
+          if (isAuthFrame(frame)) token = frame.token;
+        } catch {
+          token = undefined;
+        }
+        if (token === undefined) {
+          report('first-message', null, 'invalid');
+          connection.close(CloseCode.Unauthorized, CloseReason.AuthenticationRequired);
+          return;
+        }
+        verify(token, 'first-message')
+          .then(
+            (verified) => enter(scope, connection, verified),
+            (error: unknown) => fail(connection, scope, 'first-message', error),
+          )
+          .catch((error: unknown) => fail(connection, scope, 'first-message', error));
+      });
+      if (firstMessageTimeout > 0) {
+        timer = setTimeout(() => {
+          stopListening();
+          report('first-message', null, 'timeout');
+          connection.close(CloseCode.AuthenticationTimeout, CloseReason.AuthenticationTimeout);
+        }, firstMessageTimeout);
+        connection.onClose(() => clearTimeout(timer));
+      }
+    }
+
+    return wrapApplication(inner, async (scope, connection) => {
+      if (limiter.blocked(scope.client.address)) {
+        report('none', null, 'rate_limited');
+        refuse(connection, CloseCode.TooManyRequests, CloseReason.TooManyRequests);
+        return;
+      }
+      let found;
+      try {
+        found = findCredentials(scope, transports);
+      } catch (error) {
+        return fail(connection, scope, 'none', error);
+      }
+      const usesCookie = found.credentials.some((credential) => credential.transport === 'cookie');
+      if (usesCookie && scope.origin !== null && !originAllowed(scope.origin)) {
+        report('cookie', null, 'origin');
+        refuse(connection, CloseCode.Forbidden, CloseReason.OriginNotAllowed);
+        return;
+      }
+      const baseScope: Scope = { ...scope, subprotocols: found.subprotocols };
+      if (found.credentials.length === 0) {
+        if (requireAuthentication && transports.firstMessage) {
+          awaitFirstMessage(baseScope, connection);
+          return;
+        }
+        if (requireAuthentication) {
+          report('none', null, 'anonymous');
+          refuse(connection, CloseCode.Unauthorized, CloseReason.AuthenticationRequired);
+          return;
+        }
+        report('none', null, 'anonymous');
+        await inner(baseScope, connection);
+        return;
+      }
+      let verified: Verified;
+      try {
+        verified = await verifyAll(found.credentials);
+      } catch (error) {
+        return fail(connection, scope, found.credentials[0]!.transport, error);
+      }
+      if (connection.state === 'closed') return;
+      await enter(baseScope, connection, verified);
+    });
+  }
+
+  return Object.assign(middleware, {
+    layer,
+    revokeCredential: (credentialId: string) => broadcastCredentialRevoked(layer, credentialId),
+    revokeUser: (userId: string) => broadcastUserRevoked(layer, userId),
+    async close(): Promise<void> {
+      await joinedBroadcast;
+      detachBroadcast();
+    },
+  });
+}

@@ -19,6 +19,7 @@ export type PortcullisErrorCode =
   | 'ERR_TOKEN_REVOKED'
   | 'ERR_CONFLICTING_CREDENTIALS'
   | 'ERR_SERVICE_UNAVAILABLE'
+  | 'ERR_USERNAME_TAKEN'
   | 'ERR_CONFIG';
 
 /** Base class of every coded Portcullis error. */

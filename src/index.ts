@@ -67,3 +67,82 @@ export type {
   ListenOptions,
 } from './transport/ws.js';
 export { defaultLogger, REDACTED_PATHS } from './logging.js';
+export { authMiddleware } from './middleware/auth.js';
+export type {
+  AuthMiddleware,
+  AuthMiddlewareOptions,
+  AuthOutcome,
+  AuthResultEvent,
+} from './middleware/auth.js';
+export { findCredentials } from './auth/credentials.js';
+export type {
+  CredentialTransportOptions,
+  FoundCredential,
+  HandshakeCredentials,
+} from './auth/credentials.js';
+export { BEARER_SUBPROTOCOL_PREFIX, isBearerSubprotocol } from './protocol/subprotocol.js';
+export {
+  broadcastCredentialRevoked,
+  broadcastUserRevoked,
+  credentialGroup,
+  userGroup,
+  REVOCATION_BROADCAST_GROUP,
+} from './auth/revocation.js';
+export { tokenAuthenticator, ticketAuthenticator } from './auth/authenticators/token.js';
+export type {
+  TokenAuthenticator,
+  TokenAuthenticatorOptions,
+  TicketAuthenticatorOptions,
+  TokenVerifier,
+  TicketRedeemer,
+} from './auth/authenticators/token.js';
+export { jwtAuthenticator } from './auth/authenticators/jwt.js';
+export type {
+  JwtAlgorithm,
+  JwtAuthenticator,
+  JwtAuthenticatorOptions,
+  JwtCacheOptions,
+  JwtClaimNames,
+  JwtCommonOptions,
+  JwksFetchOptions,
+  JwtJwksOptions,
+  JwtPublicKey,
+  JwtPublicKeyOptions,
+  JwtSecretOptions,
+} from './auth/authenticators/jwt.js';
+export { drfTokenAuthenticator, simpleJwtAuthenticator } from './auth/authenticators/django.js';
+export type {
+  DjangoAuthTokenTable,
+  DjangoAuthUserTable,
+  DjangoDatabase,
+  DrfTokenAuthenticatorOptions,
+  SimpleJwtAuthenticatorOptions,
+} from './auth/authenticators/django.js';
+export { customAuthenticator } from './auth/authenticators/custom.js';
+export type { AuthenticateFunction } from './auth/authenticators/custom.js';
+export { VerificationCache, credentialDigest } from './auth/verification-cache.js';
+export type {
+  VerificationCacheOptions,
+  VerificationCacheMeta,
+  CachedVerification,
+} from './auth/verification-cache.js';
+export {
+  generateToken,
+  parseToken,
+  looksLikePortcullisToken,
+  digestToken,
+  constantTimeEqual,
+  TOKEN_PREFIX,
+} from './auth/tokens.js';
+export {
+  generateTicket,
+  parseTicket,
+  looksLikeTicket,
+  TICKET_PREFIX,
+  TICKET_TTL_MS,
+} from './auth/tickets.js';
+export { hashPassword, verifyPassword, DEFAULT_SCRYPT_PARAMS } from './auth/passwords.js';
+export type { ScryptParams } from './auth/passwords.js';
+export { UsernameTakenError } from './store/errors.js';
+export { RedisChannelLayer } from './layers/redis.js';
+export type { RedisChannelLayerOptions, RedisLayerStatus, RedisLayerStats } from './layers/redis.js';

@@ -62,7 +62,8 @@ export interface Credential {
 }
 
 /** The subprotocol prefix that marks a bearer token (SPEC §3). */
-export const BEARER_PROTOCOL_PREFIX = 'portcullis.bearer.';
+export { BEARER_SUBPROTOCOL_PREFIX as BEARER_PROTOCOL_PREFIX } from '../protocol/subprotocol.js';
+import { BEARER_SUBPROTOCOL_PREFIX as BEARER_PROTOCOL_PREFIX } from '../protocol/subprotocol.js';
 
 function requireFunction(factory: string, name: string, value: unknown): void {
   if (typeof value !== 'function') {

@@ -184,6 +184,66 @@ export function layerSuite(name: string, factory: LayerFactory): void {
     );
 
     it(
+      'hands messages queued before attach to the receiver',
+      withLayer(10, async (layer) => {
+        const channel = layer.newChannel();
+        await layer.send(channel, { type: 'early', n: 1 });
+        await layer.send(channel, { type: 'early', n: 2 });
+        const { received, receiver } = collector();
+        layer.attach(channel, receiver);
+        await eventually(() => received.length === 2);
+        assert.deepEqual(
+          received.map((message) => message['n']),
+          [1, 2],
+        );
+      }),
+    );
+
+    it(
+      'refuses a second receiver and receive() on an attached channel',
+      withLayer(10, async (layer) => {
+        const channel = layer.newChannel();
+        layer.attach(channel, () => {});
+        assert.throws(() => layer.attach(channel, () => {}), TypeError);
+        await assert.rejects(layer.receive(channel), TypeError);
+      }),
+    );
+
+    it(
+      'reaches a group member without a receiver through receive()',
+      withLayer(10, async (layer) => {
+        const queued = layer.newChannel();
+        await layer.groupAdd('jobs', queued);
+        const result = await layer.groupSend('jobs', { type: 'job', id: 7 });
+        assert.deepEqual(result, { delivered: 1, dropped: 0 });
+        assert.deepEqual(await layer.receive(queued), { type: 'job', id: 7 });
+      }),
+    );
+
+    it(
+      'delivers nothing for a group without members',
+      withLayer(10, async (layer) => {
+        assert.deepEqual(await layer.groupSend('nobody-here', { type: 'x' }), {
+          delivered: 0,
+          dropped: 0,
+        });
+      }),
+    );
+
+    it(
+      'delivers to a channel attached after it joined a group',
+      withLayer(10, async (layer) => {
+        const channel = layer.newChannel();
+        await layer.groupAdd('late', channel);
+        const { received, receiver } = collector();
+        layer.attach(channel, receiver);
+        await layer.groupSend('late', { type: 'after' });
+        await eventually(() => received.length === 1);
+        assert.deepEqual(received, [{ type: 'after' }]);
+      }),
+    );
+
+    it(
       'answers ping',
       withLayer(10, async (layer) => {
         await layer.ping();

@@ -26,7 +26,7 @@ import {
   broadcastUserRevoked,
   userGroup,
 } from '../auth/revocation.js';
-import type { AuthInfo, CredentialTransport } from '../auth/user.js';
+import type { AuthInfo, CredentialTransport, User } from '../auth/user.js';
 import { AuthenticationError, ServiceUnavailableError } from '../errors.js';
 import type { ChannelLayer } from '../layers/layer.js';
 import { MemoryChannelLayer } from '../layers/memory.js';
@@ -108,6 +108,11 @@ export interface AuthMiddlewareOptions {
   failureWindow?: number;
   /** Called once per attempt, for metrics. */
   onResult?: (event: AuthResultEvent) => void;
+  /**
+   * Tells whether a live session's credential is still valid, for
+   * {@link AuthMiddleware.recheckAll}. Without it, `recheckAll` closes nothing.
+   */
+  recheck?: (session: LiveSession) => Promise<boolean>;
   logger?: Logger;
   /** The clock, for expiry timers. @default Date.now */
   now?: () => number;
@@ -121,8 +126,23 @@ export interface AuthMiddleware extends Middleware {
   revokeCredential(credentialId: string): Promise<void>;
   /** Closes every socket of a user on every process (4401 `token revoked`). */
   revokeUser(userId: string): Promise<void>;
+  /**
+   * Re-checks the credential of every live connection on this process with
+   * {@link AuthMiddlewareOptions.recheck} and closes those no longer valid (4401
+   * `token revoked`). Run it when the layer comes back from an outage: revocations
+   * published while this process was cut off were never heard. Returns how many closed.
+   */
+  recheckAll(): Promise<number>;
+  /** Live authenticated connections on this process. */
+  readonly size: number;
   /** Stops listening for revocation broadcasts. */
   close(): Promise<void>;
+}
+
+/** A live authenticated connection, as {@link AuthMiddlewareOptions.recheck} sees it. */
+export interface LiveSession {
+  readonly user: User;
+  readonly auth: AuthInfo;
 }
 
 interface Verified {
@@ -282,6 +302,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     maxFailures = 20,
     failureWindow = 60_000, // 1 minute
     onResult,
+    recheck,
     logger = defaultLogger(),
     now = Date.now,
   } = options;
@@ -308,6 +329,8 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
   };
   const originAllowed = originMatcher(allowedOrigins);
   const limiter = new FailureLimiter(maxFailures, failureWindow, now);
+  /** Live sessions of this process: what `recheckAll` walks. */
+  const sessions = new Map<Connection, () => LiveSession>();
   const report = (
     transport: AuthResultEvent['transport'],
     authenticator: string | null,
@@ -510,6 +533,17 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
         credentialId: result.credentialId,
         expiresAt: result.expiresAt,
       };
+      sessions.set(connection, () => ({
+        user: current.result.user,
+        auth: {
+          ...auth,
+          credentialId: current.result.credentialId,
+          expiresAt: current.result.expiresAt,
+        },
+      }));
+      connection.onClose(() => {
+        sessions.delete(connection);
+      });
       await inner(
         { ...scope, user: result.user, auth },
         new RefreshingConnection(connection, intercept),
@@ -595,10 +629,36 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     });
   }
 
-  return Object.assign(middleware, {
+  // A getter, defined rather than assigned: Object.assign would copy its value once.
+  Object.defineProperty(middleware, 'size', { get: () => sessions.size, enumerable: true });
+  return Object.assign(middleware as Middleware & { readonly size: number }, {
     layer,
     revokeCredential: (credentialId: string) => broadcastCredentialRevoked(layer, credentialId),
     revokeUser: (userId: string) => broadcastUserRevoked(layer, userId),
+    async recheckAll(): Promise<number> {
+      if (recheck === undefined) return 0;
+      let closed = 0;
+      for (const [connection, describe] of [...sessions]) {
+        const session = describe();
+        if (session.auth.credentialId !== null) {
+          for (const authenticator of authenticators) {
+            authenticator.invalidateCredential?.(session.auth.credentialId);
+          }
+        }
+        let valid: boolean;
+        try {
+          valid = await recheck(session);
+        } catch (error) {
+          logger.warn({ err: error }, 'could not re-check a session; keeping it for now');
+          continue;
+        }
+        if (!valid) {
+          closed += 1;
+          connection.close(CloseCode.Unauthorized, CloseReason.TokenRevoked);
+        }
+      }
+      return closed;
+    },
     async close(): Promise<void> {
       await joinedBroadcast;
       detachBroadcast();

@@ -545,6 +545,46 @@ describe('websocket authentication: refusing at the handshake', () => {
   });
 });
 
+describe('websocket authentication: re-checking live sessions after an outage', () => {
+  it('closes sessions whose token was revoked while revocations could not be heard', async () => {
+    const opened = await storeVariants[0]!.open();
+    const store = opened.store;
+    const { server, auth } = await startFixture(store, {
+      recheck: async ({ user, auth: info }) => {
+        if (info.credentialId === null) return true;
+        const tokens = await store.listTokens(user.id);
+        const token = tokens.find((entry) => entry.id === info.credentialId);
+        return token !== undefined && token.revokedAt === null;
+      },
+    });
+    try {
+      const gina = await makeUser(store, 'gina');
+      const hank = await makeUser(store, 'hank');
+      const revoked = await connectClient(`${server.url}/ws/`, {
+        headers: { Authorization: `Token ${gina.token}` },
+      });
+      const kept = await connectClient(`${server.url}/ws/`, {
+        headers: { Authorization: `Token ${hank.token}` },
+      });
+      await revoked.receiveJson();
+      await kept.receiveJson();
+      assert.equal(auth.size, 2);
+      // Revoked in the database only: no broadcast reached this process.
+      await store.revokeToken(gina.tokenId);
+      assert.equal(await revoked.receiveNothing(30), true);
+      assert.equal(await auth.recheckAll(), 1);
+      assert.deepEqual(await revoked.waitForClose(), { code: 4401, reason: 'token revoked' });
+      kept.send('still here');
+      assert.equal(await kept.receive(), 'still here');
+      await kept.close();
+    } finally {
+      await server.close();
+      await auth.close();
+      await opened.cleanup();
+    }
+  });
+});
+
 describe('logs', () => {
   it('never contain an issued token, ticket or JWT', () => {
     assert.ok(logLines.length > 0, 'the servers logged something');

@@ -145,4 +145,21 @@ export { hashPassword, verifyPassword, DEFAULT_SCRYPT_PARAMS } from './auth/pass
 export type { ScryptParams } from './auth/passwords.js';
 export { UsernameTakenError } from './store/errors.js';
 export { RedisChannelLayer } from './layers/redis.js';
-export type { RedisChannelLayerOptions, RedisLayerStatus, RedisLayerStats } from './layers/redis.js';
+export type {
+  RedisChannelLayerOptions,
+  RedisLayerStatus,
+  RedisLayerStats,
+} from './layers/redis.js';
+export { MemoryPresence } from './layers/presence.js';
+export type {
+  Presence,
+  PresenceMember,
+  PresenceEvent,
+  PresenceJoinResult,
+  PresenceLeaveResult,
+  PresenceUser,
+  PresenceListener,
+  MemoryPresenceOptions,
+} from './layers/presence.js';
+export { RedisPresence } from './layers/redis-presence.js';
+export type { RedisPresenceOptions, RedisPresenceStatus } from './layers/redis-presence.js';

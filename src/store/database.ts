@@ -82,5 +82,10 @@ export function createDialect(target: DatabaseTarget): { kind: DialectKind; dial
   // An idle client whose server goes away emits 'error' on the pool; unhandled, that
   // would crash the process. The next query fails instead and is reported as unavailable.
   pool.on('error', () => {});
+  // A client checked out when the server goes away emits 'error' itself (pg-pool listens
+  // only on idle ones); its query rejects anyway, so the event needs only a listener.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return { kind: 'postgres', dialect: new PostgresDialect({ pool }) };
 }

@@ -1,0 +1,204 @@
+/**
+ * Prometheus metrics of the gateway (SPEC §6 `/metrics`).
+ *
+ * Hot-path counts are plain numbers read at scrape time, so that a broadcast to 10,000
+ * sockets does not call into prom-client 10,000 times.
+ *
+ * @module
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type {
+  Application,
+  CloseEvent,
+  Connection,
+  IncomingData,
+  OutgoingData,
+} from '../application.js';
+import { wrapApplication } from '../application.js';
+import type { AuthResultEvent } from '../middleware/auth.js';
+import type { ChannelLayer, GroupSendResult, LayerMessage } from '../layers/layer.js';
+
+/** The gateway's metrics and the hooks that feed them. */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  #messagesIn = 0;
+  #messagesOut = 0;
+  readonly #closeCodes = new Map<number, number>();
+  readonly #authResults: Counter<'transport' | 'outcome'>;
+  readonly #groupSends: Counter<'result'>;
+  readonly #layerLatency: Histogram<'operation'>;
+  readonly #httpRequests: Counter<'route' | 'status'>;
+
+  constructor(connections: () => number) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_process_' });
+    new Gauge({
+      name: 'portcullis_connections',
+      help: 'Open WebSocket connections, pending handshakes included.',
+      registers: [this.registry],
+      collect() {
+        this.set(connections());
+      },
+    });
+    const messagesIn = (): number => this.#messagesIn;
+    const messagesOut = (): number => this.#messagesOut;
+    new Counter({
+      name: 'portcullis_messages_received_total',
+      help: 'Frames received from clients.',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(messagesIn());
+      },
+    });
+    new Counter({
+      name: 'portcullis_messages_sent_total',
+      help: 'Frames queued to clients.',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(messagesOut());
+      },
+    });
+    const closeCodes = this.#closeCodes;
+    new Counter({
+      name: 'portcullis_close_codes_total',
+      help: 'Closed connections by close code.',
+      labelNames: ['code'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [code, count] of closeCodes) this.inc({ code: String(code) }, count);
+      },
+    });
+    this.#authResults = new Counter({
+      name: 'portcullis_auth_results_total',
+      help: 'WebSocket authentication attempts by credential transport and outcome.',
+      labelNames: ['transport', 'outcome'],
+      registers: [this.registry],
+    });
+    this.#groupSends = new Counter({
+      name: 'portcullis_group_sends_total',
+      help: 'Group sends by result.',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.#layerLatency = new Histogram({
+      name: 'portcullis_layer_latency_seconds',
+      help: 'Channel layer operation latency.',
+      labelNames: ['operation'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [this.registry],
+    });
+    this.#httpRequests = new Counter({
+      name: 'portcullis_http_requests_total',
+      help: 'HTTP requests by route and status.',
+      labelNames: ['route', 'status'],
+      registers: [this.registry],
+    });
+  }
+
+  /** Feed for `authMiddleware({ onResult })`. */
+  readonly onAuthResult = (event: AuthResultEvent): void => {
+    this.#authResults.inc({ transport: event.transport, outcome: event.outcome });
+  };
+
+  /** Counts an HTTP response. */
+  httpResponse(route: string, status: number): void {
+    this.#httpRequests.inc({ route, status: String(status) });
+  }
+
+  /** Middleware counting frames in and out and close codes. */
+  middleware(inner: Application): Application {
+    return wrapApplication(inner, (scope, connection) => {
+      connection.onClose((event: CloseEvent) => {
+        this.#closeCodes.set(event.code, (this.#closeCodes.get(event.code) ?? 0) + 1);
+      });
+      return inner(scope, new CountingConnection(connection, this));
+    });
+  }
+
+  /** @internal */
+  countIn(): void {
+    this.#messagesIn += 1;
+  }
+
+  /** @internal */
+  countOut(): void {
+    this.#messagesOut += 1;
+  }
+
+  /** Wraps a layer so group sends and their latency are measured. */
+  instrumentLayer(layer: ChannelLayer): ChannelLayer {
+    const metrics = this;
+    const timed = async <T>(operation: string, run: () => Promise<T>): Promise<T> => {
+      const stop = metrics.#layerLatency.startTimer({ operation });
+      try {
+        return await run();
+      } finally {
+        stop();
+      }
+    };
+    return {
+      newChannel: (prefix) => layer.newChannel(prefix),
+      attach: (channel, receiver) => layer.attach(channel, receiver),
+      send: (channel, message) => timed('send', () => layer.send(channel, message)),
+      receive: (channel, signal) => layer.receive(channel, signal),
+      groupAdd: (group, channel) => timed('group_add', () => layer.groupAdd(group, channel)),
+      groupDiscard: (group, channel) =>
+        timed('group_discard', () => layer.groupDiscard(group, channel)),
+      async groupSend(group: string, message: LayerMessage): Promise<GroupSendResult> {
+        try {
+          const result = await timed('group_send', () => layer.groupSend(group, message));
+          metrics.#groupSends.inc({ result: result.dropped > 0 ? 'partial' : 'ok' });
+          return result;
+        } catch (error) {
+          metrics.#groupSends.inc({ result: 'failed' });
+          throw error;
+        }
+      },
+      ping: () => layer.ping(),
+      close: () => layer.close(),
+    };
+  }
+}
+
+class CountingConnection implements Connection {
+  readonly #real: Connection;
+  readonly #metrics: GatewayMetrics;
+
+  constructor(real: Connection, metrics: GatewayMetrics) {
+    this.#real = real;
+    this.#metrics = metrics;
+  }
+  get id(): string {
+    return this.#real.id;
+  }
+  get state(): Connection['state'] {
+    return this.#real.state;
+  }
+  get subprotocol(): string | null {
+    return this.#real.subprotocol;
+  }
+  accept(options?: Parameters<Connection['accept']>[0]): void {
+    this.#real.accept(options);
+  }
+  reject(status: number, headers?: Readonly<Record<string, string>>): void {
+    this.#real.reject(status, headers);
+  }
+  send(data: OutgoingData): void {
+    this.#metrics.countOut();
+    this.#real.send(data);
+  }
+  close(code?: number, reason?: string): void {
+    this.#real.close(code, reason);
+  }
+  onMessage(listener: (data: IncomingData) => void): () => void {
+    return this.#real.onMessage((data) => {
+      this.#metrics.countIn();
+      listener(data);
+    });
+  }
+  onClose(listener: (event: CloseEvent) => void | Promise<void>): () => void {
+    return this.#real.onClose(listener);
+  }
+}

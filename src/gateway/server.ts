@@ -1,0 +1,311 @@
+/**
+ * The gateway: REST token API, WebSocket endpoints, publish API and the MultiChat app,
+ * assembled from the library's public pieces (SPEC §6-§9).
+ *
+ * @module
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import Fastify, { LogController } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { ticketAuthenticator, tokenAuthenticator } from '../auth/authenticators/token.js';
+import { jwtAuthenticator } from '../auth/authenticators/jwt.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import { constantTimeEqual } from '../auth/tokens.js';
+import { stack } from '../application.js';
+import type { Application } from '../application.js';
+import { isValidName } from '../layers/layer.js';
+import type { ChannelLayer } from '../layers/layer.js';
+import { MemoryChannelLayer } from '../layers/memory.js';
+import { REDACTED_PATHS } from '../logging.js';
+import { authMiddleware } from '../middleware/auth.js';
+import { originMatcher } from '../middleware/origin.js';
+import { CloseCode, CloseReason } from '../protocol/close-codes.js';
+import { installErrorHandlers, portcullisRest, requireUser } from '../rest/index.js';
+import { route, urlRouter } from '../routing/url-router.js';
+import { openStore } from '../store/index.js';
+import type { Store } from '../store/store.js';
+import { attachWebSocket } from '../transport/ws.js';
+import type { WebSocketTransport } from '../transport/ws.js';
+import { wrapApplication } from '../application.js';
+import { benchApp } from './apps/bench.js';
+import { canJoin, multichatApp } from './apps/multichat/index.js';
+import { defaultAllowedOrigins } from './config.js';
+import type { GatewayConfig } from './config.js';
+import { seedDemo } from './demo.js';
+import { GatewayMetrics } from './metrics.js';
+
+/** A running gateway. */
+export interface Gateway {
+  /** `http://host:port` */
+  readonly url: string;
+  readonly port: number;
+  readonly store: Store;
+  readonly layer: ChannelLayer;
+  readonly logger: Logger;
+  /** Graceful shutdown: stop accepting, 1001 to every socket, finish work, close. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link startGateway}. */
+export interface StartGatewayOptions {
+  logger?: Logger;
+  /** Seed two users and two rooms when the database has no users (`npm start`). */
+  demo?: boolean;
+  /** Where seeded passwords are printed. @default process.stdout */
+  announce?: (line: string) => void;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The compiled output root (`dist/`), where the page and client SDK modules live. */
+const distRoot = join(here, '..');
+
+/** How often readiness is re-checked; new sockets are refused (1013) while not ready. */
+const READINESS_INTERVAL = 1_000;
+
+function createLogger(level: string): Logger {
+  const options = { level, redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' } };
+  if (process.stdout.isTTY) {
+    return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true } } });
+  }
+  return pino(options);
+}
+
+async function openLayer(config: GatewayConfig, logger: Logger): Promise<ChannelLayer> {
+  if (config.redisUrl === null) return new MemoryChannelLayer();
+  const { RedisChannelLayer } = await import('../layers/redis.js');
+  return RedisChannelLayer.connect({ url: config.redisUrl, logger });
+}
+
+function buildAuthenticators(config: GatewayConfig, store: Store): Authenticator[] {
+  const authenticators: Authenticator[] = [
+    tokenAuthenticator({ store }),
+    ticketAuthenticator({ store }),
+  ];
+  const { jwt } = config;
+  const claims = {
+    ...(jwt.issuer === null ? {} : { issuer: jwt.issuer }),
+    ...(jwt.audience === null ? {} : { audience: jwt.audience }),
+  };
+  if (jwt.secret !== null) authenticators.push(jwtAuthenticator({ secret: jwt.secret, ...claims }));
+  else if (jwt.jwksUrl !== null)
+    authenticators.push(jwtAuthenticator({ jwksUrl: jwt.jwksUrl, ...claims }));
+  return authenticators;
+}
+
+/**
+ * Starts the gateway and resolves once it listens.
+ *
+ * @example
+ * ```ts
+ * const gateway = await startGateway(loadConfig());
+ * process.once('SIGTERM', () => void gateway.close());
+ * ```
+ * @throws {ServiceUnavailableError} when the database or Redis cannot be reached.
+ * @throws {Error} with code `EADDRINUSE` when the port is taken.
+ */
+export async function startGateway(
+  config: GatewayConfig,
+  options: StartGatewayOptions = {},
+): Promise<Gateway> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const store = openStore(config.databaseUrl, { tokenTtlMs: config.tokenTtlMs });
+  let layer: ChannelLayer | undefined;
+  let fastify: FastifyInstance | undefined;
+  try {
+    if (store.kind === 'sqlite') await store.migrate();
+    else await store.ping();
+    if (options.demo === true)
+      await seedDemo(store, options.announce ?? ((line) => process.stdout.write(`${line}\n`)));
+    const rawLayer = await openLayer(config, logger);
+    layer = rawLayer;
+    return await assemble(config, store, rawLayer, logger, (instance) => {
+      fastify = instance;
+    });
+  } catch (error) {
+    await fastify?.close().catch(() => undefined);
+    await layer?.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function assemble(
+  config: GatewayConfig,
+  store: Store,
+  rawLayer: ChannelLayer,
+  logger: Logger,
+  expose: (fastify: FastifyInstance) => void,
+): Promise<Gateway> {
+  const fastify: FastifyInstance = Fastify({
+    // pino's Logger is a FastifyBaseLogger; the cast drops pino's extra generic parameters.
+    loggerInstance: logger as FastifyBaseLogger,
+    // Request lines would carry URLs (tickets ride in query strings); errors still log.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 256 * 1024,
+  });
+  expose(fastify);
+  installErrorHandlers(fastify);
+  let transport: WebSocketTransport | undefined;
+  const metrics = new GatewayMetrics(() => transport?.size ?? 0);
+  const layer = metrics.instrumentLayer(rawLayer);
+  const authenticators = buildAuthenticators(config, store);
+  // The default allow-list names the gateway's own origin, whose port is only known
+  // after listen() when the configured port is 0.
+  let originAllowed = originMatcher(config.allowedOrigins);
+  const auth = authMiddleware({
+    authenticators,
+    allowedOrigins: (origin) => originAllowed(origin),
+    requireAuthentication: true,
+    transports: { query: config.enableQueryToken },
+    layer,
+    logger,
+    onResult: metrics.onAuthResult,
+  });
+
+  let ready = true;
+  const checkReady = async (): Promise<boolean> => {
+    try {
+      await Promise.all([store.ping(), layer.ping()]);
+      ready = true;
+    } catch (error) {
+      if (ready) logger.warn({ err: error }, 'not ready: a backing service is down');
+      ready = false;
+    }
+    return ready;
+  };
+  const readinessTimer = setInterval(() => void checkReady(), READINESS_INTERVAL);
+  readinessTimer.unref();
+  // Fail closed: while the database or Redis is down, nobody new is let in.
+  const readinessGate = (inner: Application): Application =>
+    wrapApplication(inner, (scope, connection) => {
+      if (!ready) {
+        connection.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
+        return;
+      }
+      return inner(scope, connection);
+    });
+
+  const routes = [route('/ws/chat/', multichatApp({ store, layer, logger }))];
+  if (config.bench) routes.push(route('/ws/bench/', benchApp({ layer, logger })));
+  const app = stack(readinessGate, (inner) => metrics.middleware(inner), auth)(urlRouter(routes));
+
+  fastify.addHook('onResponse', async (request, reply) => {
+    metrics.httpResponse(request.routeOptions.url ?? 'unknown', reply.statusCode);
+  });
+  await fastify.register(portcullisRest, {
+    store,
+    authenticators,
+    revoke: auth,
+    tokenTtlMs: config.tokenTtlMs,
+  });
+
+  fastify.get('/healthz', async () => ({ status: 'ok' }));
+  fastify.get('/readyz', async (_request, reply) => {
+    const ok = await checkReady();
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable' });
+  });
+  fastify.get('/metrics', async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  fastify.get('/api/rooms', { preHandler: requireUser }, async (request) => {
+    const rooms = await store.listRooms();
+    return rooms
+      .filter((room) => canJoin(request.user, room))
+      .map((room) => ({ id: Number(room.id), title: room.title, staff_only: room.staffOnly }));
+  });
+
+  const publishKey = config.publishApiKey;
+  // The publish key is not a user credential: the plugin's header authentication is off here.
+  fastify.post('/api/publish', { config: { portcullisAuth: false } }, async (request, reply) => {
+    if (publishKey === null) {
+      return reply.code(403).send({ detail: 'The publish API is disabled: set PUBLISH_API_KEY.' });
+    }
+    const header = request.headers.authorization ?? '';
+    const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
+    if (!constantTimeEqual(presented, publishKey)) {
+      return reply.code(401).send({ detail: 'Invalid publish API key.' });
+    }
+    const body = request.body as Record<string, unknown> | null;
+    const errors: Record<string, string[]> = {};
+    const group = body?.['group'];
+    if (!isValidName(group))
+      errors['group'] = ['A valid group name is required (^[A-Za-z0-9-_.]{1,99}$).'];
+    let messages: unknown[] = [];
+    if (body !== null && typeof body === 'object' && 'messages' in body) {
+      if (
+        !Array.isArray(body['messages']) ||
+        body['messages'].length === 0 ||
+        body['messages'].length > 1_000
+      ) {
+        errors['messages'] = ['Must be a list of 1 to 1000 messages.'];
+      } else messages = body['messages'];
+    } else if (body !== null && typeof body === 'object' && 'message' in body) {
+      messages = [body['message']];
+    } else {
+      errors['message'] = ['This field is required.'];
+    }
+    if (Object.keys(errors).length > 0) return reply.code(400).send(errors);
+    let delivered = 0;
+    for (const message of messages) {
+      const result = await layer.groupSend(group as string, {
+        type: 'websocket.send',
+        json: message,
+      });
+      delivered += result.delivered;
+    }
+    return reply.code(202).send({ published: messages.length, delivered });
+  });
+
+  await fastify.register(fastifyStatic, {
+    root: join(distRoot, 'gateway', 'apps', 'multichat', 'page'),
+    prefix: '/',
+    index: ['index.html'],
+    wildcard: false,
+    decorateReply: false,
+  });
+  for (const folder of ['client', 'protocol']) {
+    await fastify.register(fastifyStatic, {
+      root: join(distRoot, folder),
+      prefix: `/${folder}/`,
+      decorateReply: false,
+      allowedPath: (path) => path.endsWith('.js'),
+    });
+  }
+
+  transport = attachWebSocket(fastify.server, app, { logger });
+  await fastify.listen({ port: config.port, host: config.host });
+  const address = fastify.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  if (config.defaultOrigins && port !== config.port) {
+    originAllowed = originMatcher(defaultAllowedOrigins(config.host, port));
+  }
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  logger.info(
+    { url, database: store.kind, layer: config.redisUrl === null ? 'memory' : 'redis' },
+    'portcullis gateway listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    store,
+    layer: rawLayer,
+    logger,
+    close() {
+      closing ??= (async () => {
+        clearInterval(readinessTimer);
+        await transport.close();
+        await fastify.close();
+        await auth.close();
+        await rawLayer.close();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -149,8 +149,9 @@ async function assemble(
   });
   expose(fastify);
   installErrorHandlers(fastify);
-  let transport: WebSocketTransport | undefined;
-  const metrics = new GatewayMetrics(() => transport?.size ?? 0);
+  // The transport needs the app, which needs the metrics, which count the transport's sockets.
+  const live: { transport?: WebSocketTransport } = {};
+  const metrics = new GatewayMetrics(() => live.transport?.size ?? 0);
   const layer = metrics.instrumentLayer(rawLayer);
   const authenticators = buildAuthenticators(config, store);
   // The default allow-list names the gateway's own origin, whose port is only known
@@ -276,7 +277,8 @@ async function assemble(
     });
   }
 
-  transport = attachWebSocket(fastify.server, app, { logger });
+  const transport = attachWebSocket(fastify.server, app, { logger });
+  live.transport = transport;
   await fastify.listen({ port: config.port, host: config.host });
   const address = fastify.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;

@@ -22,6 +22,7 @@ import type { ChannelLayer } from '../layers/layer.js';
 import { MemoryChannelLayer } from '../layers/memory.js';
 import { REDACTED_PATHS } from '../logging.js';
 import { authMiddleware } from '../middleware/auth.js';
+import type { LiveSession } from '../middleware/auth.js';
 import { originMatcher } from '../middleware/origin.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
 import { installErrorHandlers, portcullisRest, requireUser } from '../rest/index.js';
@@ -74,10 +75,49 @@ function createLogger(level: string): Logger {
   return pino(options);
 }
 
-async function openLayer(config: GatewayConfig, logger: Logger): Promise<ChannelLayer> {
+/** Called when Redis is back after an outage (set once the auth middleware exists). */
+interface LayerHooks {
+  onRecovered?: () => void;
+}
+
+async function openLayer(
+  config: GatewayConfig,
+  logger: Logger,
+  hooks: LayerHooks,
+): Promise<ChannelLayer> {
   if (config.redisUrl === null) return new MemoryChannelLayer();
   const { RedisChannelLayer } = await import('../layers/redis.js');
-  return RedisChannelLayer.connect({ url: config.redisUrl, logger });
+  let wasDown = false;
+  return RedisChannelLayer.connect({
+    url: config.redisUrl,
+    logger,
+    onStatus: (status) => {
+      if (status === 'down') {
+        wasDown = true;
+        logger.warn('redis is down: new connections are refused until it returns');
+      } else if (wasDown) {
+        wasDown = false;
+        hooks.onRecovered?.();
+      }
+    },
+  });
+}
+
+/**
+ * Whether a live session's credential still holds, for re-checks after an outage.
+ * Portcullis tokens and tickets are looked up by their token id; a JWT cannot be
+ * revoked, and its expiry timer still runs.
+ */
+async function credentialStillValid(store: Store, session: LiveSession): Promise<boolean> {
+  const { auth, user } = session;
+  if (
+    auth.credentialId === null ||
+    (auth.authenticator !== 'token' && auth.authenticator !== 'ticket')
+  ) {
+    return true;
+  }
+  const token = (await store.listTokens(user.id)).find((entry) => entry.id === auth.credentialId);
+  return token !== undefined && token.revokedAt === null;
 }
 
 function buildAuthenticators(config: GatewayConfig, store: Store): Authenticator[] {
@@ -120,9 +160,10 @@ export async function startGateway(
     else await store.ping();
     if (options.demo === true)
       await seedDemo(store, options.announce ?? ((line) => process.stdout.write(`${line}\n`)));
-    const rawLayer = await openLayer(config, logger);
+    const hooks: LayerHooks = {};
+    const rawLayer = await openLayer(config, logger, hooks);
     layer = rawLayer;
-    return await assemble(config, store, rawLayer, logger, (instance) => {
+    return await assemble(config, store, rawLayer, logger, hooks, (instance) => {
       fastify = instance;
     });
   } catch (error) {
@@ -138,6 +179,7 @@ async function assemble(
   store: Store,
   rawLayer: ChannelLayer,
   logger: Logger,
+  hooks: LayerHooks,
   expose: (fastify: FastifyInstance) => void,
 ): Promise<Gateway> {
   const fastify: FastifyInstance = Fastify({
@@ -165,7 +207,15 @@ async function assemble(
     layer,
     logger,
     onResult: metrics.onAuthResult,
+    recheck: (session) => credentialStillValid(store, session),
   });
+  // Revocations published while this process was cut off from Redis were never heard.
+  hooks.onRecovered = () => {
+    auth.recheckAll().then(
+      (closed) => logger.info({ closed }, 'redis is back: live sessions re-checked'),
+      (error: unknown) => logger.error({ err: error }, 'could not re-check live sessions'),
+    );
+  };
 
   let ready = true;
   const checkReady = async (): Promise<boolean> => {

@@ -202,6 +202,13 @@ function defaultIO(): CliIO {
   return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
 }
 
+/** An argument quoted for a message, unless it looks like a credential pasted by mistake. */
+function quoted(arg: string): string {
+  return /\b(pcu|pct)_/.test(arg) || arg.length > 200
+    ? '(a credential-like value)'
+    : JSON.stringify(arg);
+}
+
 function firstLine(text: string): string {
   return text.split('\n', 1)[0]?.trim() ?? '';
 }
@@ -251,7 +258,7 @@ export async function main(argv: readonly string[], io: Partial<CliIO> = {}): Pr
         throw new UsageError(
           second === undefined || second.startsWith('-')
             ? `"${first}" needs a subcommand: ${subcommands.join(', ')}`
-            : `unknown command "${first} ${second}"; "${first}" has: ${subcommands.join(', ')}`,
+            : `unknown command ${quoted(`${first} ${second}`)}; "${first}" has: ${subcommands.join(', ')}`,
         );
       }
       name = `${first} ${second}`;
@@ -261,8 +268,8 @@ export async function main(argv: readonly string[], io: Partial<CliIO> = {}): Pr
     if (command === undefined) {
       throw new UsageError(
         first.startsWith('-')
-          ? `expected a command before ${JSON.stringify(first)}; run portcullis --help`
-          : `unknown command ${JSON.stringify(first)}; run portcullis --help`,
+          ? `expected a command before ${quoted(first)}; run portcullis --help`
+          : `unknown command ${quoted(first)}; run portcullis --help`,
       );
     }
     const parsed = parseCommandLine(command, name, rest);
@@ -313,7 +320,7 @@ function parseCommandLine(command: Command, name: string, args: readonly string[
   }
   const extra = positionals[command.positionals.length];
   if (extra !== undefined) {
-    throw new UsageError(`unexpected argument ${JSON.stringify(extra)} for ${name}`);
+    throw new UsageError(`unexpected argument ${quoted(extra)} for ${name}`);
   }
   return parsed;
 }
@@ -646,8 +653,7 @@ async function serveOne(context: Context, config: GatewayConfig, demo: boolean):
   const announce = (line: string): void => void context.io.stdout.write(`${line}\n`);
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
-    // In a cluster the primary seeded the demo once, so workers do not race on it.
-    gateway = await startGateway(config, { demo: demo && cluster.isPrimary, announce });
+    gateway = await startGateway(config, { demo, announce });
   } catch (error) {
     throw new CommandFailed(describeStartFailure(error, config));
   }
@@ -729,6 +735,7 @@ async function servePrimary(
   for (const [key, value] of Object.entries(io.env)) if (value !== undefined) env[key] = value;
   cluster.setupPrimary({
     exec: BIN_PATH,
+    // The demo was seeded above, once: workers would race on it.
     args: ['serve', ...context.args.filter((arg) => arg !== '--demo')],
   });
 

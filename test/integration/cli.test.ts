@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
@@ -11,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import Sqlite from 'better-sqlite3';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { credentialGroup, userGroup } from '../../src/auth/revocation.js';
 import { AuthenticationError } from '../../src/errors.js';
@@ -321,9 +323,23 @@ describe('portcullis token revoke', () => {
 
   describe('with REDIS_URL', () => {
     let layer: RedisChannelLayer | undefined;
+    // The gateway's Redis names are fixed, so ids from this fresh database (1, 2, ...)
+    // would collide with other suites sharing the Redis: start them somewhere unused.
+    beforeEach(() => {
+      const db = new Sqlite(databaseUrl.slice('sqlite:'.length));
+      const start = 1_000_000_000 + randomInt(1_000_000_000);
+      db.prepare(`delete from sqlite_sequence where name in ('tokens', 'users')`).run();
+      const insert = db.prepare('insert into sqlite_sequence (name, seq) values (?, ?)');
+      insert.run('tokens', start);
+      insert.run('users', start);
+      db.close();
+    });
+    let membership: [group: string, channel: string] | undefined;
     afterEach(async () => {
+      if (membership !== undefined) await layer?.groupDiscard(...membership);
       await layer?.close();
       layer = undefined;
+      membership = undefined;
     });
 
     /** Joins `group` on Redis and collects what is sent to it. */
@@ -333,6 +349,7 @@ describe('portcullis token revoke', () => {
       const received: LayerMessage[] = [];
       layer.attach(channel, (envelope) => received.push(envelope.message));
       await layer.groupAdd(group, channel);
+      membership = [group, channel];
       return received;
     }
 
@@ -340,6 +357,7 @@ describe('portcullis token revoke', () => {
       const url = await requireService(t, 'redis');
       if (url === undefined) return;
       const id = tokenId(await run(['token', 'create', 'alice']));
+      assert.ok(Number(id) > 1_000_000_000);
       const received = await listen(url, credentialGroup(id));
       const result = await run(['token', 'revoke', id], { env: { REDIS_URL: url } });
       assert.deepEqual(result, { code: 0, stdout: 'revoked 1 token\n', stderr: '' });
@@ -350,11 +368,13 @@ describe('portcullis token revoke', () => {
     it('closes every socket of a user revoked with --user', async (t) => {
       const url = await requireService(t, 'redis');
       if (url === undefined) return;
-      await run(['token', 'create', 'alice']);
-      const alice = await store.getUserByUsername('alice');
-      assert.ok(alice !== undefined);
-      const received = await listen(url, userGroup(alice.id));
-      const result = await run(['token', 'revoke', '--user', 'alice'], { env: { REDIS_URL: url } });
+      await run(['user', 'create', 'carol']);
+      await run(['token', 'create', 'carol']);
+      const carol = await store.getUserByUsername('carol');
+      assert.ok(carol !== undefined);
+      assert.ok(Number(carol.id) > 1_000_000_000);
+      const received = await listen(url, userGroup(carol.id));
+      const result = await run(['token', 'revoke', '--user', 'carol'], { env: { REDIS_URL: url } });
       assert.equal(result.code, 0, result.stderr);
       await eventually(() => received.length > 0, 2_000, 'auth.revoked on the user group');
       assert.equal(received[0]?.type, 'auth.revoked');
@@ -412,6 +432,10 @@ describe('portcullis command line', () => {
       [['migrate', 'extra'], /unexpected argument "extra" for migrate/],
       [['room', 'create', 'x', '--staff-only=yes'], /--staff-only takes no value/],
       [['user', 'create', 'a', 'b'], /unexpected argument "b"/],
+      [
+        ['token', 'create', 'a', 'pcu_notEchoed'],
+        /unexpected argument \(a credential-like value\)/,
+      ],
       [
         ['serve', '--port', 'abc'],
         /^portcullis: --port must be an integer from 0 to 65535 \(got "abc"\)\n$/,

@@ -129,9 +129,8 @@ export class GatewayMetrics {
 
   /** Wraps a layer so group sends and their latency are measured. */
   instrumentLayer(layer: ChannelLayer): ChannelLayer {
-    const metrics = this;
     const timed = async <T>(operation: string, run: () => Promise<T>): Promise<T> => {
-      const stop = metrics.#layerLatency.startTimer({ operation });
+      const stop = this.#layerLatency.startTimer({ operation });
       try {
         return await run();
       } finally {
@@ -146,13 +145,13 @@ export class GatewayMetrics {
       groupAdd: (group, channel) => timed('group_add', () => layer.groupAdd(group, channel)),
       groupDiscard: (group, channel) =>
         timed('group_discard', () => layer.groupDiscard(group, channel)),
-      async groupSend(group: string, message: LayerMessage): Promise<GroupSendResult> {
+      groupSend: async (group: string, message: LayerMessage): Promise<GroupSendResult> => {
         try {
           const result = await timed('group_send', () => layer.groupSend(group, message));
-          metrics.#groupSends.inc({ result: result.dropped > 0 ? 'partial' : 'ok' });
+          this.#groupSends.inc({ result: result.dropped > 0 ? 'partial' : 'ok' });
           return result;
         } catch (error) {
-          metrics.#groupSends.inc({ result: 'failed' });
+          this.#groupSends.inc({ result: 'failed' });
           throw error;
         }
       },

@@ -1,0 +1,32 @@
+/**
+ * Percentiles and CPU arithmetic for bench results.
+ *
+ * @module
+ */
+import type { ServerStats } from '../servers/protocol.js';
+
+/** Nearest-rank percentile (`p` in 0–100) of unsorted values; `null` when empty. */
+export function percentile(values: readonly number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = Float64Array.from(values).sort();
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1] ?? null;
+}
+
+/** CPU (user + system) used between two samples, in µs. */
+export function cpuUs(before: ServerStats, after: ServerStats): number {
+  return after.userUs + after.systemUs - (before.userUs + before.systemUs);
+}
+
+/** `numerator / denominator`, or `null` when nothing was counted. */
+export function per(numerator: number, denominator: number): number | null {
+  return denominator > 0 ? numerator / denominator : null;
+}
+
+/** Rounds to a few significant digits for the results file. */
+export function round(value: number | null, digits = 4): number | null {
+  if (value === null || !Number.isFinite(value)) return null;
+  if (value === 0) return 0;
+  const scale = 10 ** Math.max(0, digits - 1 - Math.floor(Math.log10(Math.abs(value))));
+  return Math.round(value * scale) / scale;
+}

@@ -1,6 +1,7 @@
 /**
  * The MultiChat consumer: the channels-examples MultiChat protocol at `/ws/chat/`,
- * rooms from the store (SPEC §7).
+ * rooms from the store (SPEC §7), with enter and leave notices from layer group sends
+ * or, across processes and per user, from a {@link Presence} (issue 5, item 3).
  *
  * @module
  */
@@ -9,7 +10,9 @@ import type { Application } from '../../../application.js';
 import type { User } from '../../../auth/user.js';
 import type { ConsumerOptions } from '../../../consumer/consumer.js';
 import { JsonWebsocketConsumer } from '../../../consumer/json-consumer.js';
-import type { ChannelLayer, Envelope, LayerMessage } from '../../../layers/layer.js';
+import { Envelope } from '../../../layers/layer.js';
+import type { ChannelLayer, ChannelReceiver, LayerMessage } from '../../../layers/layer.js';
+import type { Presence, PresenceEvent, PresenceUser } from '../../../layers/presence.js';
 import { OutboundMessage } from '../../../outbound.js';
 import { CloseCode, CloseReason } from '../../../protocol/close-codes.js';
 import type { JsonObject } from '../../../protocol/messages.js';
@@ -64,6 +67,29 @@ export interface MultichatOptions {
    * @default 4000
    */
   maxMessageLength?: number;
+  /**
+   * Who is in which room, across processes. When given, enter and leave notices come
+   * from presence instead of layer group sends, and count **users**, not sockets: a
+   * user's second tab in a room makes no enter notice, and only their last connection
+   * leaving makes a leave notice for the others. The members of a process that dies
+   * leave (with notices) once its presence heartbeat expires. Every process serving
+   * the same rooms must agree on this option: a process without presence still sends
+   * its notices through the layer.
+   *
+   * The socket's own answers do not depend on it: the leaver always gets its own leave
+   * notice, even when another of its connections keeps the user in the room.
+   *
+   * On one process a notice queues behind the room traffic that reached a member first,
+   * so "bob left" never overtakes bob's last message. Across processes, presence events
+   * and room messages travel on separate connections: a notice and a message sent just
+   * before it by another process may arrive in either order.
+   *
+   * A presence that cannot be reached on `join` closes the socket 1013 `try again
+   * later` before it is answered (fail closed: nobody sits in a room the others cannot
+   * see); on `leave` and disconnect the failure is logged and the member expires with
+   * its heartbeat instead.
+   */
+  presence?: Presence;
 }
 
 /** The layer message type of enter notices; its handler skips the joiner. */
@@ -72,6 +98,8 @@ const ENTER_TYPE = 'chat.enter';
 const ENTER_FRAME = Symbol('multichat.enterFrame');
 /** Longest room id string accepted (before leading zeros are dropped). */
 const MAX_ROOM_ID_DIGITS = 20;
+/** What {@link roomGroupName} puts before the room id. */
+const ROOM_GROUP_PREFIX = 'room.';
 
 /**
  * The layer group of a room's members: `room.<id>`.
@@ -89,7 +117,27 @@ export function roomGroupName(roomId: string | number): string {
       `Invalid room id ${JSON.stringify(String(roomId).slice(0, 40))}: expected a positive integer`,
     );
   }
-  return `room.${id}`;
+  return `${ROOM_GROUP_PREFIX}${id}`;
+}
+
+/**
+ * Who is in a room, on every process: one entry per user with their connection count,
+ * sorted by username. The MultiChat app keeps `presence` up to date when it is given
+ * the same instance (see {@link MultichatOptions.presence}); any consumer or HTTP route
+ * holding that instance can read it.
+ *
+ * @example
+ * ```ts
+ * const presence = await RedisPresence.connect({ url: process.env.REDIS_URL });
+ * const app = multichatApp({ store, layer, presence });
+ * // elsewhere, e.g. a "who is here" route:
+ * const users = await roomMembers(presence, '1'); // [{ userId: '7', username: 'ada', connections: 2 }]
+ * ```
+ * @throws {TypeError} when `roomId` is not a canonical room id (see {@link parseRoomId}).
+ * @throws {ServiceUnavailableError} when presence cannot reach its backing service.
+ */
+export function roomMembers(presence: Presence, roomId: string | number): Promise<PresenceUser[]> {
+  return presence.members(roomGroupName(roomId));
 }
 
 /**
@@ -140,6 +188,49 @@ function tooLong(text: string, max: number): boolean {
   return false;
 }
 
+/** Whether `value` has the methods of a {@link Presence} the app calls. */
+function isPresence(value: unknown): value is Presence {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Partial<Record<keyof Presence, unknown>>;
+  return (
+    typeof candidate.join === 'function' &&
+    typeof candidate.leave === 'function' &&
+    typeof candidate.members === 'function' &&
+    typeof candidate.onChange === 'function'
+  );
+}
+
+/**
+ * `layer` as the app's consumers see it, with every attached receiver recorded by
+ * channel. Handing a presence notice to a member's receiver queues it behind the room
+ * traffic that reached the member first, exactly like a layer message: a member never
+ * reads "bob left" before bob's last message, nor a notice before its own `{"join"}`
+ * answer. Everything else goes straight to `layer`.
+ */
+function recordReceivers(
+  layer: ChannelLayer,
+  receivers: Map<string, ChannelReceiver>,
+): ChannelLayer {
+  return {
+    newChannel: (prefix?: string) => layer.newChannel(prefix),
+    attach(channel, receiver) {
+      const detach = layer.attach(channel, receiver);
+      receivers.set(channel, receiver);
+      return () => {
+        receivers.delete(channel);
+        detach();
+      };
+    },
+    send: (channel, message) => layer.send(channel, message),
+    receive: (channel, signal) => layer.receive(channel, signal),
+    groupAdd: (group, channel) => layer.groupAdd(group, channel),
+    groupDiscard: (group, channel) => layer.groupDiscard(group, channel),
+    groupSend: (group, message) => layer.groupSend(group, message),
+    ping: () => layer.ping(),
+    close: () => layer.close(),
+  };
+}
+
 /** An error answered in-band: thrown inside a command, sent as `{"error":code}`. */
 class CommandError extends Error {
   readonly code: MultichatErrorCode;
@@ -170,16 +261,22 @@ class CommandError extends Error {
  *   so it stops receiving a room it may no longer read;
  * - `message` must be a string (`MESSAGE_INVALID`) of at most `maxMessageLength`
  *   code points (`MESSAGE_TOO_LONG`); an empty one is allowed, as in the original.
+ * - with `presence`, notices are per user and across processes (see
+ *   {@link MultichatOptions.presence}); each connection is a presence member whose id
+ *   is its channel name, in the group {@link roomGroupName} names.
  *
  * @example
  * ```ts
  * const app = auth(urlRouter([route('/ws/chat/', multichatApp({ store, layer }))]));
+ * // many processes: notices per user, and a killed process's users leave
+ * const presence = await RedisPresence.connect({ url, processId: layer.processId });
+ * const scaled = multichatApp({ store, layer, presence });
  * ```
  * @throws {RangeError} when `maxMessageLength` is not a positive integer.
- * @throws {TypeError} when `store` or `layer` is missing.
+ * @throws {TypeError} when `store` or `layer` is missing, or `presence` is not a Presence.
  */
 export function multichatApp(options: MultichatOptions): Application {
-  const { store, layer, logger, maxMessageLength = 4_000 } = options;
+  const { store, layer, logger, maxMessageLength = 4_000, presence } = options;
   if (typeof store?.getRoom !== 'function') {
     throw new TypeError('multichatApp needs a store with getRoom(): pass { store }');
   }
@@ -188,6 +285,58 @@ export function multichatApp(options: MultichatOptions): Application {
   }
   if (!Number.isSafeInteger(maxMessageLength) || maxMessageLength < 1) {
     throw new RangeError('The "maxMessageLength" option must be a positive integer');
+  }
+  if (presence !== undefined && !isPresence(presence)) {
+    throw new TypeError(
+      'The "presence" option must be a Presence (join, leave, members and onChange)',
+    );
+  }
+
+  // With presence, this process's room members: group → member channel → the user id it
+  // joined presence as. One presence listener per app turns each event into one
+  // envelope, encoded once, handed to each local member that should see it.
+  const localMembers = new Map<string, Map<string, string>>();
+  const receivers = new Map<string, ChannelReceiver>();
+  let stopListening: (() => void) | undefined;
+
+  function forward(event: PresenceEvent): void {
+    const members = localMembers.get(event.group);
+    if (members === undefined) return;
+    const envelope = new Envelope({
+      type: 'websocket.send',
+      json: {
+        msg_type: event.type === 'join' ? MultichatMsgType.Enter : MultichatMsgType.Leave,
+        room: event.group.slice(ROOM_GROUP_PREFIX.length),
+        username: event.username,
+      },
+    });
+    for (const [channel, userId] of [...members]) {
+      // SPEC §7: the joiner gets no enter notice of its own, on any of its sockets.
+      if (event.type === 'join' && userId === event.userId) continue;
+      receivers.get(channel)?.(envelope);
+    }
+  }
+
+  function addLocal(group: string, channel: string, userId: string): void {
+    let members = localMembers.get(group);
+    if (members === undefined) {
+      members = new Map();
+      localMembers.set(group, members);
+    }
+    members.set(channel, userId);
+    // Listening only while this process has members: events for rooms nobody here is in
+    // need no work, and an app that is dropped leaves no listener behind.
+    stopListening ??= presence?.onChange(forward);
+  }
+
+  function removeLocal(group: string, channel: string): void {
+    const members = localMembers.get(group);
+    if (members === undefined || !members.delete(channel)) return;
+    if (members.size > 0) return;
+    localMembers.delete(group);
+    if (localMembers.size > 0) return;
+    stopListening?.();
+    stopListening = undefined;
   }
 
   class MultichatConsumer extends JsonWebsocketConsumer {
@@ -271,10 +420,14 @@ export function multichatApp(options: MultichatOptions): Application {
         this.sendJson({ join: roomId, title: room.title });
         return;
       }
-      await this.groupAdd(roomGroupName(roomId));
+      const group = roomGroupName(roomId);
+      await this.groupAdd(group);
+      // With presence, the join counts before it is answered: a presence that cannot be
+      // reached fails the join closed (1013) rather than hide a member from the others.
+      if (presence !== undefined) await this.#enterPresence(presence, group);
       this.#rooms.add(roomId);
       this.sendJson({ join: roomId, title: room.title });
-      await this.#announceEnter(roomId);
+      if (presence === undefined) await this.#announceEnter(roomId);
     }
 
     async #leave(roomId: string): Promise<void> {
@@ -302,16 +455,74 @@ export function multichatApp(options: MultichatOptions): Application {
 
     /** Leaves the group; the leaver (when still connected) gets its answer and notice. */
     async #exit(roomId: string, answer: boolean): Promise<void> {
-      await this.groupDiscard(roomGroupName(roomId));
-      const notice = await this.#announceLeave(roomId);
+      const group = roomGroupName(roomId);
+      let notice: JsonObject;
+      if (presence === undefined) {
+        await this.groupDiscard(group);
+        notice = await this.#announceLeave(roomId);
+      } else {
+        // Both at once, and presence even when the layer fails: a member presence never
+        // hears leave would be renewed by this process's heartbeat for as long as it runs.
+        await Promise.all([this.groupDiscard(group), this.#leavePresence(presence, group)]);
+        notice = this.#leaveNotice(roomId);
+      }
       if (answer) {
         this.sendJson({ leave: roomId });
         this.sendJson(notice);
       }
     }
 
-    // Presence notices live here and only here, so that a presence service that knows
-    // every process's members can replace them.
+    /** This socket's channel, its presence member id and where its notices are queued. */
+    get #channel(): string {
+      const channel = this.channelName;
+      // Unreachable: multichatApp requires a layer, and the layer names every consumer.
+      if (channel === undefined) throw new TypeError('multichat: consumer without a channel');
+      return channel;
+    }
+
+    #leaveNotice(roomId: string): JsonObject {
+      return { msg_type: MultichatMsgType.Leave, room: roomId, username: this.scope.user.username };
+    }
+
+    // Enter and leave notices live here and only here: through layer group sends
+    // (#announceEnter, #announceLeave) or, with presence, from presence events that
+    // `forward` hands to this process's members (#enterPresence, #leavePresence).
+
+    /**
+     * Joins presence. Registered locally first, so no enter notice of someone else
+     * joining meanwhile is missed; the notices queue behind this join's answer. On
+     * failure the socket is taken out of the group again and the error goes on: the
+     * consumer closes 1013 for a `ServiceUnavailableError`.
+     */
+    async #enterPresence(presence: Presence, group: string): Promise<void> {
+      const channel = this.#channel;
+      const { id: userId, username } = this.scope.user;
+      addLocal(group, channel, userId);
+      try {
+        await presence.join(group, { id: channel, userId, username });
+      } catch (error) {
+        removeLocal(group, channel);
+        await this.groupDiscard(group).catch((discardError: unknown) => {
+          this.logger.warn({ err: discardError, group }, 'multichat: could not leave group');
+        });
+        throw error;
+      }
+    }
+
+    /** Leaves presence; never rejects, since the socket is leaving either way. */
+    async #leavePresence(presence: Presence, group: string): Promise<void> {
+      const channel = this.#channel;
+      // First, so the leave event (and any notice after it) is not queued for this socket:
+      // it gets its own leave notice directly, once.
+      removeLocal(group, channel);
+      try {
+        await presence.leave(group, channel);
+      } catch (error) {
+        // RedisPresence stops renewing the member before it calls Redis, so the member
+        // expires after its ttl, and the others get their leave notice then.
+        this.logger.warn({ err: error, group }, 'multichat: presence leave failed');
+      }
+    }
 
     async #announceEnter(roomId: string): Promise<void> {
       await this.groupSend(roomGroupName(roomId), {
@@ -327,16 +538,16 @@ export function multichatApp(options: MultichatOptions): Application {
 
     /** Tells the remaining members; returns the notice for the leaver's own copy. */
     async #announceLeave(roomId: string): Promise<JsonObject> {
-      const notice = {
-        msg_type: MultichatMsgType.Leave,
-        room: roomId,
-        username: this.scope.user.username,
-      };
+      const notice = this.#leaveNotice(roomId);
       await this.groupSend(roomGroupName(roomId), { type: 'websocket.send', json: notice });
       return notice;
     }
   }
 
-  const consumerOptions: ConsumerOptions = logger === undefined ? { layer } : { layer, logger };
+  // Without presence the consumers get `layer` itself: the behaviour stays exactly the
+  // layer-only one.
+  const consumerLayer = presence === undefined ? layer : recordReceivers(layer, receivers);
+  const consumerOptions: ConsumerOptions =
+    logger === undefined ? { layer: consumerLayer } : { layer: consumerLayer, logger };
   return MultichatConsumer.asApp(consumerOptions);
 }

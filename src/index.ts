@@ -84,10 +84,9 @@ export { BEARER_SUBPROTOCOL_PREFIX, isBearerSubprotocol } from './protocol/subpr
 export {
   broadcastCredentialRevoked,
   broadcastUserRevoked,
-  credentialGroup,
-  userGroup,
   REVOCATION_BROADCAST_GROUP,
 } from './auth/revocation.js';
+export type { RevokedMessage } from './auth/revocation.js';
 export { tokenAuthenticator, ticketAuthenticator } from './auth/authenticators/token.js';
 export type {
   TokenAuthenticator,

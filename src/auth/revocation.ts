@@ -1,40 +1,22 @@
 /**
- * Revocation across processes: every authenticated socket joins a layer group named
- * after its credential and one named after its user, so that one group send closes
- * them on every process (STYLE.md practice 12, Phoenix's socket `id`).
+ * Revocation across processes. A revocation is one broadcast on a layer group every
+ * auth middleware instance listens to; each process evicts its verification caches and
+ * closes its own sockets of that credential or user (STYLE.md practice 12). Revocations
+ * are rare and handshakes are not, so nothing is subscribed per connection.
  *
  * @module
  */
-import { createHash } from 'node:crypto';
 import type { ChannelLayer } from '../layers/layer.js';
 
-/** Every auth middleware instance listens here to evict its verification caches. */
+/** The group every auth middleware instance listens to for revocations. */
 export const REVOCATION_BROADCAST_GROUP = 'portcullis.revocations';
 
-function digest(value: string): string {
-  return createHash('sha256').update(value).digest('hex').slice(0, 40);
-}
-
-/** The group of every socket opened with a credential. Hashed: ids may hold any character. */
-export function credentialGroup(credentialId: string): string {
-  return `portcullis.cred.${digest(credentialId)}`;
-}
-
-/** The group of every socket of a user. */
-export function userGroup(userId: string): string {
-  return `portcullis.user.${digest(userId)}`;
-}
-
-/** The layer message that closes a socket 4401 `token revoked`. */
+/** The broadcast that closes sockets (4401 `token revoked`) and evicts cached verifications. */
 export interface RevokedMessage {
   readonly type: 'auth.revoked';
-  readonly [key: string]: unknown;
-}
-
-/** The broadcast that evicts cached verifications on every process. */
-export interface InvalidateMessage {
-  readonly type: 'auth.invalidate';
+  /** Revoke this credential (a token id, a JWT `jti`…). */
   readonly credentialId?: string;
+  /** Revoke every credential of this user. */
   readonly userId?: string;
   readonly [key: string]: unknown;
 }
@@ -50,10 +32,8 @@ export async function broadcastCredentialRevoked(
   layer: ChannelLayer,
   credentialId: string,
 ): Promise<void> {
-  const invalidate: InvalidateMessage = { type: 'auth.invalidate', credentialId };
-  await layer.groupSend(REVOCATION_BROADCAST_GROUP, invalidate);
-  const revoked: RevokedMessage = { type: 'auth.revoked' };
-  await layer.groupSend(credentialGroup(credentialId), revoked);
+  const message: RevokedMessage = { type: 'auth.revoked', credentialId };
+  await layer.groupSend(REVOCATION_BROADCAST_GROUP, message);
 }
 
 /**
@@ -63,8 +43,6 @@ export async function broadcastCredentialRevoked(
  * @throws {ServiceUnavailableError} when the layer's backing service is down.
  */
 export async function broadcastUserRevoked(layer: ChannelLayer, userId: string): Promise<void> {
-  const invalidate: InvalidateMessage = { type: 'auth.invalidate', userId };
-  await layer.groupSend(REVOCATION_BROADCAST_GROUP, invalidate);
-  const revoked: RevokedMessage = { type: 'auth.revoked' };
-  await layer.groupSend(userGroup(userId), revoked);
+  const message: RevokedMessage = { type: 'auth.revoked', userId };
+  await layer.groupSend(REVOCATION_BROADCAST_GROUP, message);
 }

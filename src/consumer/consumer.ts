@@ -287,6 +287,22 @@ export class WebsocketConsumer {
   }
 
   #findHandler(type: string): LayerHandler | undefined {
+    // Resolved once per class and type: a broadcast to 10,000 members of one class
+    // must not walk prototypes 10,000 times.
+    const prototype = Object.getPrototypeOf(this) as object;
+    let cache = HANDLER_CACHE.get(prototype);
+    if (cache === undefined) {
+      cache = new Map();
+      HANDLER_CACHE.set(prototype, cache);
+    }
+    if (cache.has(type)) return cache.get(type);
+    const handler = this.#resolveHandler(type);
+    // Bounded: client-influenced types must not grow the cache without limit.
+    if (cache.size < 1_000) cache.set(type, handler);
+    return handler;
+  }
+
+  #resolveHandler(type: string): LayerHandler | undefined {
     const name = handlerNameFor(type);
     if (name === undefined) return undefined;
     let prototype: object | null = Object.getPrototypeOf(this) as object | null;
@@ -306,6 +322,9 @@ export class WebsocketConsumer {
  * register theirs, so that e.g. `onX` helpers of the base classes stay unreachable.
  */
 const BASE_PROTOTYPES = new Set<object>([WebsocketConsumer.prototype, Object.prototype]);
+
+/** Consumer prototype → message type → handler (or `undefined` for none). */
+const HANDLER_CACHE = new WeakMap<object, Map<string, LayerHandler | undefined>>();
 
 /** @internal Marks a library-provided consumer base class as never holding handlers. */
 export function registerBaseConsumer(prototype: object): void {

@@ -20,11 +20,9 @@ import type { Authenticator, AuthResult } from '../auth/authenticator.js';
 import { findCredentials } from '../auth/credentials.js';
 import type { CredentialTransportOptions, FoundCredential } from '../auth/credentials.js';
 import {
-  credentialGroup,
   REVOCATION_BROADCAST_GROUP,
   broadcastCredentialRevoked,
   broadcastUserRevoked,
-  userGroup,
 } from '../auth/revocation.js';
 import type { AuthInfo, CredentialTransport, User } from '../auth/user.js';
 import { AuthenticationError, ServiceUnavailableError } from '../errors.js';
@@ -151,8 +149,102 @@ interface Verified {
   readonly transport: CredentialTransport;
 }
 
-// setTimeout overflows past 2^31-1 ms (about 24.8 days) and fires at once; tokens live 30.
-const MAX_TIMER = 2 ** 31 - 1;
+/** A live authenticated connection and the credential it currently holds. */
+interface Session {
+  readonly connection: Connection;
+  current: Verified;
+}
+
+function describeSession(session: Session): LiveSession {
+  const { result, authenticator, transport } = session.current;
+  return {
+    user: result.user,
+    auth: {
+      method: transport,
+      authenticator,
+      credentialId: result.credentialId,
+      expiresAt: result.expiresAt,
+    },
+  };
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (set === undefined) {
+    set = new Set();
+    map.set(key, set);
+  }
+  set.add(value);
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (set === undefined) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}
+
+/** Expiry checks happen on whole-second ticks: a credential closes at most 1 s late. */
+const EXPIRY_TICK = 1_000;
+
+/**
+ * Closes sessions when their credential expires, with one timer for all of them
+ * instead of one per connection: sessions sit in per-second buckets and a single
+ * interval, running only while some session can expire, sweeps the due buckets.
+ * (One `setTimeout` per socket also overflows past 24.8 days; tokens live 30.)
+ */
+class ExpiryWheel {
+  readonly #now: () => number;
+  readonly #expire: (session: Session) => void;
+  readonly #buckets = new Map<number, Set<Session>>();
+  readonly #bucketOf = new Map<Session, number>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(now: () => number, expire: (session: Session) => void) {
+    this.#now = now;
+    this.#expire = expire;
+  }
+
+  add(session: Session, expiresAt: Date | null): void {
+    if (expiresAt === null) return;
+    const bucket = Math.ceil(expiresAt.getTime() / EXPIRY_TICK);
+    addTo(this.#buckets, bucket, session);
+    this.#bucketOf.set(session, bucket);
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => this.#sweep(), EXPIRY_TICK);
+      this.#timer.unref();
+    }
+  }
+
+  remove(session: Session): void {
+    const bucket = this.#bucketOf.get(session);
+    if (bucket === undefined) return;
+    this.#bucketOf.delete(session);
+    removeFrom(this.#buckets, bucket, session);
+    if (this.#bucketOf.size === 0) this.stop();
+  }
+
+  #sweep(): void {
+    const now = this.#now();
+    const due: Session[] = [];
+    for (const [bucket, sessions] of this.#buckets) {
+      if (bucket * EXPIRY_TICK > now) continue;
+      for (const session of sessions) {
+        const expiresAt = session.current.result.expiresAt;
+        if (expiresAt !== null && expiresAt.getTime() <= now) due.push(session);
+      }
+    }
+    for (const session of due) {
+      this.remove(session);
+      this.#expire(session);
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
 
 class FailureLimiter {
   readonly #max: number;
@@ -330,7 +422,34 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
   const originAllowed = originMatcher(allowedOrigins);
   const limiter = new FailureLimiter(maxFailures, failureWindow, now);
   /** Live sessions of this process: what `recheckAll` walks. */
-  const sessions = new Map<Connection, () => LiveSession>();
+  const sessions = new Map<Connection, Session>();
+  // Indexes for revocation: one broadcast per revocation reaches every process, which
+  // closes its own matching sockets. No per-connection layer group: a handshake costs
+  // no layer round trip and no per-connection subscription.
+  const byCredential = new Map<string, Set<Session>>();
+  const byUser = new Map<string, Set<Session>>();
+  const expiries = new ExpiryWheel(now, (session) => {
+    session.connection.close(CloseCode.Unauthorized, CloseReason.TokenExpired);
+  });
+  const indexSession = (session: Session): void => {
+    const { result } = session.current;
+    sessions.set(session.connection, session);
+    addTo(byUser, result.user.id, session);
+    if (result.credentialId !== null) addTo(byCredential, result.credentialId, session);
+    expiries.add(session, result.expiresAt);
+  };
+  const unindexSession = (session: Session): void => {
+    const { result } = session.current;
+    sessions.delete(session.connection);
+    removeFrom(byUser, result.user.id, session);
+    if (result.credentialId !== null) removeFrom(byCredential, result.credentialId, session);
+    expiries.remove(session);
+  };
+  const closeSessions = (found: Set<Session> | undefined): void => {
+    for (const session of [...(found ?? [])]) {
+      session.connection.close(CloseCode.Unauthorized, CloseReason.TokenRevoked);
+    }
+  };
   const report = (
     transport: AuthResultEvent['transport'],
     authenticator: string | null,
@@ -339,15 +458,18 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     onResult?.({ transport, authenticator, outcome });
   };
 
-  // One channel per middleware instance hears revocations to evict caches here.
+  // One channel per middleware instance hears revocations: it evicts the caches and
+  // closes the matching sockets of this process.
   const broadcastChannel = layer.newChannel('revocations');
   const detachBroadcast = layer.attach(broadcastChannel, ({ message }) => {
-    if (message.type !== 'auth.invalidate') return;
+    if (message.type !== 'auth.revoked') return;
+    const { credentialId, userId } = message;
     for (const authenticator of authenticators) {
-      if (typeof message['credentialId'] === 'string')
-        authenticator.invalidateCredential?.(message['credentialId']);
-      if (typeof message['userId'] === 'string') authenticator.invalidateUser?.(message['userId']);
+      if (typeof credentialId === 'string') authenticator.invalidateCredential?.(credentialId);
+      if (typeof userId === 'string') authenticator.invalidateUser?.(userId);
     }
+    if (typeof credentialId === 'string') closeSessions(byCredential.get(credentialId));
+    if (typeof userId === 'string') closeSessions(byUser.get(userId));
   });
   const joinedBroadcast = layer
     .groupAdd(REVOCATION_BROADCAST_GROUP, broadcastChannel)
@@ -429,69 +551,11 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
   function middleware(inner: Application): Application {
     /** Runs the inner app as the verified user, for the credential's lifetime. */
     async function enter(scope: Scope, connection: Connection, verified: Verified): Promise<void> {
-      const { result } = verified;
-      let current = verified;
-      let expiryTimer: NodeJS.Timeout | undefined;
-      const groups = new Set<string>();
-
-      const schedule = (expiresAt: Date | null): void => {
-        clearTimeout(expiryTimer);
-        if (expiresAt === null) return;
-        const delay = expiresAt.getTime() - now();
-        expiryTimer = setTimeout(
-          () => {
-            if (expiresAt.getTime() <= now())
-              connection.close(CloseCode.Unauthorized, CloseReason.TokenExpired);
-            else schedule(expiresAt);
-          },
-          Math.max(0, Math.min(delay, MAX_TIMER)),
-        );
-      };
-
-      const join = async (credentialId: string | null, userId: string): Promise<void> => {
-        const wanted = new Set([userGroup(userId)]);
-        if (credentialId !== null) wanted.add(credentialGroup(credentialId));
-        for (const group of groups) {
-          if (!wanted.has(group)) {
-            groups.delete(group);
-            await layer.groupDiscard(group, channel);
-          }
-        }
-        for (const group of wanted) {
-          if (!groups.has(group)) {
-            await layer.groupAdd(group, channel);
-            groups.add(group);
-          }
-        }
-      };
-
-      const channel = layer.newChannel('auth');
-      const detach = layer.attach(channel, ({ message }) => {
-        if (message.type === 'auth.revoked') {
-          connection.close(CloseCode.Unauthorized, CloseReason.TokenRevoked);
-        }
-      });
-      connection.onClose(async () => {
-        clearTimeout(expiryTimer);
-        detach();
-        await Promise.all(
-          [...groups].map((group) => layer.groupDiscard(group, channel).catch(() => undefined)),
-        );
-      });
-      try {
-        await join(result.credentialId, result.user.id);
-      } catch (error) {
-        return fail(
-          connection,
-          scope,
-          verified.transport,
-          error instanceof ServiceUnavailableError
-            ? error
-            : new ServiceUnavailableError('channel layer', { cause: error }),
-        );
-      }
+      const session: Session = { connection, current: verified };
+      await joinedBroadcast;
       if (connection.state === 'closed') return;
-      schedule(result.expiresAt);
+      indexSession(session);
+      connection.onClose(() => unindexSession(session));
       report(verified.transport, verified.authenticator, 'success');
 
       let refreshing = Promise.resolve();
@@ -499,15 +563,16 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
         refreshing = refreshing.then(async () => {
           try {
             const next = await verify(token, 'in-band');
-            if (next.result.user.id !== current.result.user.id) {
+            if (next.result.user.id !== session.current.result.user.id) {
               throw new AuthenticationError(
                 'ERR_CONFLICTING_CREDENTIALS',
                 'refresh names another user',
               );
             }
-            await join(next.result.credentialId, next.result.user.id);
-            current = next;
-            schedule(next.result.expiresAt);
+            if (connection.state !== 'open') return;
+            unindexSession(session);
+            session.current = next;
+            indexSession(session);
             report('in-band', next.authenticator, 'success');
           } catch (error) {
             fail(connection, scope, 'in-band', error);
@@ -527,26 +592,16 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
         return true;
       };
 
+      const { result } = verified;
       const auth: AuthInfo = {
         method: verified.transport,
         authenticator: verified.authenticator,
         credentialId: result.credentialId,
         expiresAt: result.expiresAt,
       };
-      sessions.set(connection, () => ({
-        user: current.result.user,
-        auth: {
-          ...auth,
-          credentialId: current.result.credentialId,
-          expiresAt: current.result.expiresAt,
-        },
-      }));
-      connection.onClose(() => {
-        sessions.delete(connection);
-      });
       await inner(
         { ...scope, user: result.user, auth },
-        new RefreshingConnection(connection, intercept),
+        inBandRefresh ? new RefreshingConnection(connection, intercept) : connection,
       );
     }
 
@@ -638,8 +693,8 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     async recheckAll(): Promise<number> {
       if (recheck === undefined) return 0;
       let closed = 0;
-      for (const [connection, describe] of [...sessions]) {
-        const session = describe();
+      for (const [connection, tracked] of [...sessions]) {
+        const session = describeSession(tracked);
         if (session.auth.credentialId !== null) {
           for (const authenticator of authenticators) {
             authenticator.invalidateCredential?.(session.auth.credentialId);
@@ -662,6 +717,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     async close(): Promise<void> {
       await joinedBroadcast;
       detachBroadcast();
+      expiries.stop();
     },
   });
 }

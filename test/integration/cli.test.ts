@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Sqlite from 'better-sqlite3';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
-import { credentialGroup, userGroup } from '../../src/auth/revocation.js';
+import { REVOCATION_BROADCAST_GROUP } from '../../src/auth/revocation.js';
 import { AuthenticationError } from '../../src/errors.js';
 import { main, type CliIO } from '../../src/gateway/cli.js';
 import type { LayerMessage } from '../../src/layers/layer.js';
@@ -358,11 +358,12 @@ describe('portcullis token revoke', () => {
       if (url === undefined) return;
       const id = tokenId(await run(['token', 'create', 'alice']));
       assert.ok(Number(id) > 1_000_000_000);
-      const received = await listen(url, credentialGroup(id));
+      const received = await listen(url, REVOCATION_BROADCAST_GROUP);
       const result = await run(['token', 'revoke', id], { env: { REDIS_URL: url } });
       assert.deepEqual(result, { code: 0, stdout: 'revoked 1 token\n', stderr: '' });
-      await eventually(() => received.length > 0, 2_000, 'auth.revoked on the credential group');
-      assert.equal(received[0]?.type, 'auth.revoked');
+      const ours = () => received.filter((message) => message['credentialId'] === id);
+      await eventually(() => ours().length > 0, 2_000, 'auth.revoked for the token');
+      assert.equal(ours()[0]?.type, 'auth.revoked');
     });
 
     it('closes every socket of a user revoked with --user', async (t) => {
@@ -373,11 +374,12 @@ describe('portcullis token revoke', () => {
       const carol = await store.getUserByUsername('carol');
       assert.ok(carol !== undefined);
       assert.ok(Number(carol.id) > 1_000_000_000);
-      const received = await listen(url, userGroup(carol.id));
+      const received = await listen(url, REVOCATION_BROADCAST_GROUP);
       const result = await run(['token', 'revoke', '--user', 'carol'], { env: { REDIS_URL: url } });
       assert.equal(result.code, 0, result.stderr);
-      await eventually(() => received.length > 0, 2_000, 'auth.revoked on the user group');
-      assert.equal(received[0]?.type, 'auth.revoked');
+      const ours = () => received.filter((message) => message['userId'] === carol.id);
+      await eventually(() => ours().length > 0, 2_000, 'auth.revoked for the user');
+      assert.equal(ours()[0]?.type, 'auth.revoked');
     });
   });
 

@@ -1,0 +1,108 @@
+// Credential lifetime on a live connection: expiry closes 4401 `token expired` unless a
+// fresh credential arrives in-band. The clock is faked, never slept on.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { pino } from 'pino';
+import { customAuthenticator } from '../../src/auth/authenticators/custom.js';
+import { WebsocketConsumer } from '../../src/consumer/consumer.js';
+import { MemoryChannelLayer } from '../../src/layers/memory.js';
+import { authMiddleware } from '../../src/middleware/auth.js';
+import type { AuthMiddleware } from '../../src/middleware/auth.js';
+import { WebsocketCommunicator } from '../../src/testing/communicator.js';
+
+const silent = pino({ level: 'silent' });
+
+class Echo extends WebsocketConsumer {
+  override receive(data: string | Uint8Array): void {
+    this.send(data);
+  }
+}
+
+describe('credential lifetime', () => {
+  let clock = 1_000_000;
+  let auth: AuthMiddleware;
+  // Tokens name their user and lifetime: "<user>:<ms to live>".
+  const authenticator = customAuthenticator('test', async (credential) => {
+    const [user, ttl] = credential.split(':');
+    if (user === undefined || ttl === undefined) return undefined;
+    return {
+      user: { id: user, username: user, isStaff: false, isAnonymous: false },
+      credentialId: credential,
+      expiresAt: new Date(clock + Number(ttl)),
+    };
+  });
+
+  beforeEach(() => {
+    clock = 1_000_000;
+    mock.timers.enable({ apis: ['setInterval'] });
+    auth = authMiddleware({
+      authenticators: [authenticator],
+      layer: new MemoryChannelLayer(),
+      logger: silent,
+      now: () => clock,
+    });
+  });
+  afterEach(async () => {
+    await auth.close();
+    mock.timers.reset();
+  });
+
+  const connect = async (token: string): Promise<WebsocketCommunicator> => {
+    const communicator = new WebsocketCommunicator(auth(Echo.asApp()), '/', {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.deepEqual(await communicator.connect(), { accepted: true, subprotocol: null });
+    return communicator;
+  };
+  const advance = (ms: number): void => {
+    clock += ms;
+    mock.timers.tick(ms);
+  };
+
+  it('closes 4401 token expired at the expiry, not before', async () => {
+    const communicator = await connect('ann:5000');
+    advance(4_000);
+    communicator.sendText('still open');
+    assert.equal(await communicator.receiveText(), 'still open');
+    advance(2_000);
+    assert.deepEqual(await communicator.waitForClose(), { code: 4401, reason: 'token expired' });
+  });
+
+  it('keeps the connection open when a fresh credential arrives in-band first', async () => {
+    const communicator = await connect('ann:5000');
+    advance(3_000);
+    communicator.sendJson({ type: 'auth', token: 'ann:60000' });
+    // The auth frame never reaches the app.
+    communicator.sendText('after refresh');
+    assert.equal(await communicator.receiveText(), 'after refresh');
+    // The refresh is verified asynchronously; let it finish before time moves on.
+    await new Promise((resolve) => setImmediate(resolve));
+    advance(10_000);
+    communicator.sendText('past the first expiry');
+    assert.equal(await communicator.receiveText(), 'past the first expiry');
+    advance(60_000);
+    assert.deepEqual(await communicator.waitForClose(), { code: 4401, reason: 'token expired' });
+  });
+
+  it('refuses an in-band credential naming another user', async () => {
+    const communicator = await connect('ann:5000');
+    communicator.sendJson({ type: 'auth', token: 'bob:60000' });
+    assert.deepEqual(await communicator.waitForClose(), {
+      code: 4401,
+      reason: 'invalid credentials',
+    });
+  });
+
+  it('closes sockets of a revoked credential or user, and counts live sessions', async () => {
+    const first = await connect('ann:50000');
+    const second = await connect('bob:50000');
+    const third = await connect('bob:40000');
+    assert.equal(auth.size, 3);
+    await auth.revokeCredential('ann:50000');
+    assert.deepEqual(await first.waitForClose(), { code: 4401, reason: 'token revoked' });
+    await auth.revokeUser('bob');
+    assert.deepEqual(await second.waitForClose(), { code: 4401, reason: 'token revoked' });
+    assert.deepEqual(await third.waitForClose(), { code: 4401, reason: 'token revoked' });
+    assert.equal(auth.size, 0);
+  });
+});

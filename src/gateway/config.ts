@@ -92,6 +92,12 @@ export interface GatewayConfig {
    * @default 2592000000 (30 days)
    */
   readonly tokenTtlMs: number | null;
+  /**
+   * `PRESENCE_TTL`: how long a gateway process may go silent before its room members
+   * are taken as gone (its heartbeat runs every third of it). Only with `REDIS_URL`.
+   * @default 30000 (30 s)
+   */
+  readonly presenceTtlMs: number;
   /** `JWT_SECRET`, `JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`. */
   readonly jwt: GatewayJwtConfig;
   /**
@@ -162,6 +168,7 @@ const ENV_NAMES = [
   'PUBLISH_API_KEY',
   'ENABLE_QUERY_TOKEN',
   'LOG_LEVEL',
+  'PRESENCE_TTL',
 ] as const;
 
 type EnvName = (typeof ENV_NAMES)[number];
@@ -379,6 +386,16 @@ function tokenTtl(raw: Raw): number | null {
   return ms;
 }
 
+function presenceTtl(raw: Raw): number {
+  const ms = parseDuration(raw.value);
+  if (ms === undefined || ms === null || ms < 1_000 || ms > 3_600_000) {
+    throw new ConfigError(
+      `${raw.label} must be a duration from 1s to 1h, e.g. 30s (got ${shown(raw.value)})`,
+    );
+  }
+  return ms;
+}
+
 function redisUrl(raw: Raw): string {
   const value = raw.value.trim();
   const url = URL.canParse(value) ? new URL(value) : undefined;
@@ -560,6 +577,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     allowedOrigins: Object.freeze(configuredOrigins ?? defaultAllowedOrigins(boundHost, port)),
     defaultOrigins: configuredOrigins === null,
     tokenTtlMs: read('TOKEN_TTL', tokenTtl, DEFAULT_TOKEN_TTL_MS),
+    presenceTtlMs: read('PRESENCE_TTL', presenceTtl, 30_000),
     jwt,
     publishApiKey: read('PUBLISH_API_KEY', publishApiKey, null),
     enableQueryToken: read('ENABLE_QUERY_TOKEN', boolean, false),

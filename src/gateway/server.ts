@@ -20,6 +20,8 @@ import type { Application } from '../application.js';
 import { isValidName } from '../layers/layer.js';
 import type { ChannelLayer } from '../layers/layer.js';
 import { MemoryChannelLayer } from '../layers/memory.js';
+import { MemoryPresence } from '../layers/presence.js';
+import type { Presence } from '../layers/presence.js';
 import { REDACTED_PATHS } from '../logging.js';
 import { authMiddleware } from '../middleware/auth.js';
 import type { LiveSession } from '../middleware/auth.js';
@@ -104,6 +106,28 @@ async function openLayer(
 }
 
 /**
+ * Presence for MultiChat's enter/leave notices: in Redis when scaled out, so that the
+ * members of a killed process leave the room for everyone once their heartbeat expires.
+ */
+async function openPresence(
+  config: GatewayConfig,
+  layer: ChannelLayer,
+  logger: Logger,
+): Promise<Presence> {
+  if (config.redisUrl === null) return new MemoryPresence({ logger });
+  const { RedisPresence } = await import('../layers/redis-presence.js');
+  const processId =
+    'processId' in layer && typeof layer.processId === 'string' ? layer.processId : undefined;
+  return RedisPresence.connect({
+    url: config.redisUrl,
+    logger,
+    ttl: config.presenceTtlMs,
+    heartbeatInterval: Math.floor(config.presenceTtlMs / 3),
+    ...(processId === undefined ? {} : { processId }),
+  });
+}
+
+/**
  * Whether a live session's credential still holds, for re-checks after an outage.
  * Portcullis tokens and tickets are looked up by their token id; a JWT cannot be
  * revoked, and its expiry timer still runs.
@@ -155,6 +179,7 @@ export async function startGateway(
   const store = openStore(config.databaseUrl, { tokenTtlMs: config.tokenTtlMs });
   let layer: ChannelLayer | undefined;
   let fastify: FastifyInstance | undefined;
+  let presence: Presence | undefined;
   try {
     if (store.kind === 'sqlite') await store.migrate();
     else await store.ping();
@@ -163,11 +188,13 @@ export async function startGateway(
     const hooks: LayerHooks = {};
     const rawLayer = await openLayer(config, logger, hooks);
     layer = rawLayer;
-    return await assemble(config, store, rawLayer, logger, hooks, (instance) => {
+    presence = await openPresence(config, rawLayer, logger);
+    return await assemble(config, store, rawLayer, presence, logger, hooks, (instance) => {
       fastify = instance;
     });
   } catch (error) {
     await fastify?.close().catch(() => undefined);
+    await presence?.close().catch(() => undefined);
     await layer?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw error;
@@ -178,6 +205,7 @@ async function assemble(
   config: GatewayConfig,
   store: Store,
   rawLayer: ChannelLayer,
+  presence: Presence,
   logger: Logger,
   hooks: LayerHooks,
   expose: (fastify: FastifyInstance) => void,
@@ -240,7 +268,7 @@ async function assemble(
       return inner(scope, connection);
     });
 
-  const routes = [route('/ws/chat/', multichatApp({ store, layer, logger }))];
+  const routes = [route('/ws/chat/', multichatApp({ store, layer, presence, logger }))];
   if (config.bench) routes.push(route('/ws/bench/', benchApp({ layer, logger })));
   const app = stack(readinessGate, (inner) => metrics.middleware(inner), auth)(urlRouter(routes));
 
@@ -354,6 +382,7 @@ async function assemble(
         await transport.close();
         await fastify.close();
         await auth.close();
+        await presence.close();
         await rawLayer.close();
         await store.close();
       })();

@@ -65,13 +65,19 @@ describe('scale-out: two gateway processes over Redis and PostgreSQL', suiteOpti
   let b: GatewayProcess;
   let room: string;
 
-  const env = () => ({ DATABASE_URL: schema.url, REDIS_URL: `redis://127.0.0.1:${redisPort}` });
+  // Every process of one deployment shares the presence TTL; short here so that a killed
+  // process's members expire within the test.
+  const env = () => ({
+    DATABASE_URL: schema.url,
+    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    PRESENCE_TTL: '1s',
+  });
 
   before(async () => {
     schema = await createPostgresSchema(await serviceUrl('postgres'));
     const store = openStore(schema.url);
     await store.migrate();
-    for (const username of ['alice', 'bob', 'carol', 'dave']) {
+    for (const username of ['alice', 'bob', 'carol', 'dave', 'erin']) {
       await store.createUser({ username, password: `${username}-password-1` });
     }
     room = await store.createRoom({ title: 'Lobby' });
@@ -174,5 +180,26 @@ describe('scale-out: two gateway processes over Redis and PostgreSQL', suiteOpti
     assert.equal(received?.['username'], 'alice');
     await alice.close();
     await dave.close();
+  });
+
+  it('drops the members of a killed process from the room for the others', async () => {
+    const c = await startGatewayProcess(env());
+    const alice = await chat(a, await login(a, 'alice'));
+    const erin = await chat(c, await login(c, 'erin'));
+    alice.sendJson({ command: 'join', room });
+    await receiveMatching(alice, (frame) => frame['join'] === room);
+    erin.sendJson({ command: 'join', room });
+    await receiveMatching(erin, (frame) => frame['join'] === room);
+    await receiveMatching(
+      alice,
+      (frame) => frame['msg_type'] === 4 && frame['username'] === 'erin',
+    );
+    await stopProcess(c.child, 'SIGKILL');
+    const left = await receiveMatching(
+      alice,
+      (frame) => frame['msg_type'] === 5 && frame['username'] === 'erin',
+    );
+    assert.equal(left['room'], room);
+    await alice.close();
   });
 });

@@ -47,6 +47,7 @@ describe('loadConfig defaults', () => {
       allowedOrigins: ['http://127.0.0.1:8000', 'http://localhost:8000'],
       defaultOrigins: true,
       tokenTtlMs: 30 * DAY,
+      presenceTtlMs: 30_000,
       jwt: { secret: null, jwksUrl: null, issuer: null, audience: null },
       publishApiKey: null,
       enableQueryToken: false,
@@ -375,5 +376,22 @@ describe('durations', () => {
   it('set TOKEN_TTL', () => {
     assert.equal(loadConfig({ env: { TOKEN_TTL: '90m' } }).tokenTtlMs, 90 * 60_000);
     assert.equal(loadConfig({ env: { TOKEN_TTL: 'none' } }).tokenTtlMs, null);
+  });
+});
+
+describe('PRESENCE_TTL', () => {
+  it('defaults to 30 s and takes durations from 1 s to 1 h, in one line otherwise', () => {
+    assert.equal(loadConfig({ env: {} }).presenceTtlMs, 30_000);
+    assert.equal(loadConfig({ env: { PRESENCE_TTL: '2s' } }).presenceTtlMs, 2_000);
+    for (const bad of ['0s', 'none', '2h', 'soon']) {
+      assert.throws(
+        () => loadConfig({ env: { PRESENCE_TTL: bad } }),
+        (error: Error) => {
+          assert.match(error.message, /^PRESENCE_TTL must be a duration from 1s to 1h/);
+          assert.equal(error.message.includes('\n'), false);
+          return true;
+        },
+      );
+    }
   });
 });

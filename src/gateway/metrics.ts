@@ -7,40 +7,39 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type {
-  Application,
-  CloseEvent,
-  Connection,
-  IncomingData,
-  OutgoingData,
-} from '../application.js';
+import type { Application, CloseEvent } from '../application.js';
 import { wrapApplication } from '../application.js';
 import type { AuthResultEvent } from '../middleware/auth.js';
 import type { ChannelLayer, GroupSendResult, LayerMessage } from '../layers/layer.js';
 
+/** What the transport counts, read at scrape time. */
+export interface TransportCounts {
+  readonly size: number;
+  readonly messagesIn: number;
+  readonly messagesOut: number;
+}
+
 /** The gateway's metrics and the hooks that feed them. */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  #messagesIn = 0;
-  #messagesOut = 0;
   readonly #closeCodes = new Map<number, number>();
   readonly #authResults: Counter<'transport' | 'outcome'>;
   readonly #groupSends: Counter<'result'>;
   readonly #layerLatency: Histogram<'operation'>;
   readonly #httpRequests: Counter<'route' | 'status'>;
 
-  constructor(connections: () => number) {
+  constructor(transport: () => TransportCounts) {
     collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_process_' });
     new Gauge({
       name: 'portcullis_connections',
       help: 'Open WebSocket connections, pending handshakes included.',
       registers: [this.registry],
       collect() {
-        this.set(connections());
+        this.set(transport().size);
       },
     });
-    const messagesIn = (): number => this.#messagesIn;
-    const messagesOut = (): number => this.#messagesOut;
+    const messagesIn = (): number => transport().messagesIn;
+    const messagesOut = (): number => transport().messagesOut;
     new Counter({
       name: 'portcullis_messages_received_total',
       help: 'Frames received from clients.',
@@ -107,24 +106,14 @@ export class GatewayMetrics {
     this.#httpRequests.inc({ route, status: String(status) });
   }
 
-  /** Middleware counting frames in and out and close codes. */
+  /** Middleware counting close codes (frames are counted by the transport itself). */
   middleware(inner: Application): Application {
     return wrapApplication(inner, (scope, connection) => {
       connection.onClose((event: CloseEvent) => {
         this.#closeCodes.set(event.code, (this.#closeCodes.get(event.code) ?? 0) + 1);
       });
-      return inner(scope, new CountingConnection(connection, this));
+      return inner(scope, connection);
     });
-  }
-
-  /** @internal */
-  countIn(): void {
-    this.#messagesIn += 1;
-  }
-
-  /** @internal */
-  countOut(): void {
-    this.#messagesOut += 1;
   }
 
   /** Wraps a layer so group sends and their latency are measured. */
@@ -142,9 +131,9 @@ export class GatewayMetrics {
       attach: (channel, receiver) => layer.attach(channel, receiver),
       send: (channel, message) => timed('send', () => layer.send(channel, message)),
       receive: (channel, signal) => layer.receive(channel, signal),
-      groupAdd: (group, channel) => timed('group_add', () => layer.groupAdd(group, channel)),
-      groupDiscard: (group, channel) =>
-        timed('group_discard', () => layer.groupDiscard(group, channel)),
+      // Membership changes run per join and leave, not per message: left untimed.
+      groupAdd: (group, channel) => layer.groupAdd(group, channel),
+      groupDiscard: (group, channel) => layer.groupDiscard(group, channel),
       groupSend: async (group: string, message: LayerMessage): Promise<GroupSendResult> => {
         try {
           const result = await timed('group_send', () => layer.groupSend(group, message));
@@ -158,46 +147,5 @@ export class GatewayMetrics {
       ping: () => layer.ping(),
       close: () => layer.close(),
     };
-  }
-}
-
-class CountingConnection implements Connection {
-  readonly #real: Connection;
-  readonly #metrics: GatewayMetrics;
-
-  constructor(real: Connection, metrics: GatewayMetrics) {
-    this.#real = real;
-    this.#metrics = metrics;
-  }
-  get id(): string {
-    return this.#real.id;
-  }
-  get state(): Connection['state'] {
-    return this.#real.state;
-  }
-  get subprotocol(): string | null {
-    return this.#real.subprotocol;
-  }
-  accept(options?: Parameters<Connection['accept']>[0]): void {
-    this.#real.accept(options);
-  }
-  reject(status: number, headers?: Readonly<Record<string, string>>): void {
-    this.#real.reject(status, headers);
-  }
-  send(data: OutgoingData): void {
-    this.#metrics.countOut();
-    this.#real.send(data);
-  }
-  close(code?: number, reason?: string): void {
-    this.#real.close(code, reason);
-  }
-  onMessage(listener: (data: IncomingData) => void): () => void {
-    return this.#real.onMessage((data) => {
-      this.#metrics.countIn();
-      listener(data);
-    });
-  }
-  onClose(listener: (event: CloseEvent) => void | Promise<void>): () => void {
-    return this.#real.onClose(listener);
   }
 }

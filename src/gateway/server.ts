@@ -221,7 +221,10 @@ async function assemble(
   installErrorHandlers(fastify);
   // The transport needs the app, which needs the metrics, which count the transport's sockets.
   const live: { transport?: WebSocketTransport } = {};
-  const metrics = new GatewayMetrics(() => live.transport?.size ?? 0);
+  const idle = { size: 0, messagesIn: 0, messagesOut: 0 };
+  const metrics = new GatewayMetrics(() =>
+    live.transport === undefined ? idle : { size: live.transport.size, ...live.transport.stats },
+  );
   const layer = metrics.instrumentLayer(rawLayer);
   const authenticators = buildAuthenticators(config, store);
   // The default allow-list names the gateway's own origin, whose port is only known

@@ -60,6 +60,21 @@ export class MemoryChannelLayer implements ChannelLayer {
   readonly #waiters = new Map<string, ((message: LayerMessage) => void)[]>();
   /** group → channel → joined at */
   readonly #groups = new Map<string, Map<string, number>>();
+  /** channel → its groups, so a detach leaves them without scanning every group */
+  readonly #channelGroups = new Map<string, Set<string>>();
+
+  #leave(group: string, channel: string): void {
+    const members = this.#groups.get(group);
+    if (members !== undefined) {
+      members.delete(channel);
+      if (members.size === 0) this.#groups.delete(group);
+    }
+    const groups = this.#channelGroups.get(channel);
+    if (groups !== undefined) {
+      groups.delete(group);
+      if (groups.size === 0) this.#channelGroups.delete(channel);
+    }
+  }
 
   /** @throws {RangeError} for invalid options. */
   constructor(options: MemoryChannelLayerOptions = {}) {
@@ -98,10 +113,10 @@ export class MemoryChannelLayer implements ChannelLayer {
     return () => {
       if (this.#receivers.get(channel) !== receiver) return;
       this.#receivers.delete(channel);
-      for (const [group, members] of this.#groups) {
-        members.delete(channel);
-        if (members.size === 0) this.#groups.delete(group);
-      }
+      // Only this channel's groups: walking every group of the process made a detach
+      // cost O(groups), which a reconnect storm multiplies.
+      for (const group of this.#channelGroups.get(channel) ?? []) this.#leave(group, channel);
+      this.#channelGroups.delete(channel);
     };
   }
 
@@ -207,15 +222,18 @@ export class MemoryChannelLayer implements ChannelLayer {
       this.#groups.set(group, members);
     }
     members.set(channel, this.#now());
+    let groups = this.#channelGroups.get(channel);
+    if (groups === undefined) {
+      groups = new Set();
+      this.#channelGroups.set(channel, groups);
+    }
+    groups.add(group);
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {
     assertValidName('group', group);
     assertValidName('channel', channel);
-    const members = this.#groups.get(group);
-    if (members === undefined) return;
-    members.delete(channel);
-    if (members.size === 0) this.#groups.delete(group);
+    this.#leave(group, channel);
   }
 
   async groupSend(group: string, message: LayerMessage): Promise<GroupSendResult> {
@@ -231,13 +249,12 @@ export class MemoryChannelLayer implements ChannelLayer {
     // send to 10,000 members allocates nothing per member.
     for (const [channel, joinedAt] of members) {
       if (joinedAt <= expiredBefore) {
-        members.delete(channel);
+        this.#leave(group, channel);
         continue;
       }
       if (this.#offer(channel, message, envelope)) delivered += 1;
       else dropped += 1;
     }
-    if (members.size === 0) this.#groups.delete(group);
     return { delivered, dropped };
   }
 
@@ -252,6 +269,7 @@ export class MemoryChannelLayer implements ChannelLayer {
     this.#receivers.clear();
     this.#queues.clear();
     this.#groups.clear();
+    this.#channelGroups.clear();
     for (const waiters of this.#waiters.values()) waiters.length = 0;
     this.#waiters.clear();
   }

@@ -161,8 +161,24 @@ export function urlRouter(routes: readonly Route[]): Application {
   if (!Array.isArray(routes) || routes.length === 0) {
     throw new TypeError('urlRouter needs a non-empty array of routes made with route()');
   }
+  // Without nested routers a match depends on the path alone: both the transport's
+  // match() and the routing itself ask, once per handshake each, so remember recent paths.
+  const cacheable = routes.every((candidate) => !candidate.nested);
+  const recent = new Map<string, RouteMatch | null>();
+  const lookup = (scope: Scope): RouteMatch | undefined => {
+    if (!cacheable) return findRoute(routes, scope);
+    const path = scope.remainingPath ?? scope.path;
+    let found = recent.get(path);
+    if (found === undefined) {
+      found = findRoute(routes, { ...scope, params: {} }) ?? null;
+      if (recent.size >= 1_000) recent.clear();
+      recent.set(path, found);
+    }
+    if (found === null) return undefined;
+    return { ...found, params: { ...scope.params, ...found.params } };
+  };
   const router: Application = async (scope, connection) => {
-    const found = findRoute(routes, scope);
+    const found = lookup(scope);
     if (found === undefined) {
       // Reached only when an outer middleware bypassed match(): refuse like an unknown path.
       connection.reject(404);
@@ -178,7 +194,7 @@ export function urlRouter(routes: readonly Route[]): Application {
     }
     await found.route.app(innerScope, connection);
   };
-  router.match = (scope) => findRoute(routes, scope) !== undefined;
+  router.match = (scope) => lookup(scope) !== undefined;
   Object.defineProperty(router, kRouter, { value: true });
   return router;
 }

@@ -120,6 +120,22 @@ function abortHandshake(
   socket.destroy();
 }
 
+const kConnection = Symbol('portcullis.ws.connection');
+type OwnedWebSocket = WebSocket & { [kConnection]: WsConnection };
+
+function onSocketMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  (this as OwnedWebSocket)[kConnection].received(data, isBinary);
+}
+function onSocketPong(this: WebSocket): void {
+  (this as OwnedWebSocket)[kConnection].alive = true;
+}
+function onSocketError(this: WebSocket, error: Error & { code?: string }): void {
+  (this as OwnedWebSocket)[kConnection].protocolError(error);
+}
+function onSocketClose(this: WebSocket, code: number, reason: Buffer): void {
+  (this as OwnedWebSocket)[kConnection].closed(code, reason);
+}
+
 /**
  * The concatenation of the last queue flushed, reused while the next sockets' queues
  * hold the very same frame buffers (identity, not content: shared group frames).
@@ -198,27 +214,37 @@ class WsConnection extends BaseConnection {
   #opened(ws: WebSocket): void {
     this.#ws = ws;
     this.#socket.off('close', this.#onPendingSocketClose);
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      this.alive = true;
-      this.#transport.stats.messagesIn += 1;
-      this.deliverMessage(
-        isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString(),
-      );
-    });
-    ws.on('pong', () => {
-      this.alive = true;
-    });
-    ws.on('error', (error: Error & { code?: string }) => {
-      // Peer protocol errors (oversized or invalid frames): ws closes with the right code.
-      this.#transport.logger.debug(
-        { connection: this.id, code: error.code },
-        'websocket protocol error',
-      );
-    });
-    ws.on('close', (code: number, reason: Buffer) => {
-      this.#queue = [];
-      this.deliverClose({ code, reason: reason.toString(), byServer: this.#serverClosed });
-    });
+    // Shared listeners that find their connection on the socket: four closures fewer
+    // per connection (about 300 bytes each time 15,000 idle sockets).
+    (ws as OwnedWebSocket)[kConnection] = this;
+    ws.on('message', onSocketMessage);
+    ws.on('pong', onSocketPong);
+    ws.on('error', onSocketError);
+    ws.on('close', onSocketClose);
+  }
+
+  /** @internal Called by the shared `message` listener. */
+  received(data: Buffer, isBinary: boolean): void {
+    this.alive = true;
+    this.#transport.stats.messagesIn += 1;
+    this.deliverMessage(
+      isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString(),
+    );
+  }
+
+  /** @internal Called by the shared `error` listener. */
+  protocolError(error: Error & { code?: string }): void {
+    // Peer protocol errors (oversized or invalid frames): ws closes with the right code.
+    this.#transport.logger.debug(
+      { connection: this.id, code: error.code },
+      'websocket protocol error',
+    );
+  }
+
+  /** @internal Called by the shared `close` listener. */
+  closed(code: number, reason: Buffer): void {
+    this.#queue = [];
+    this.deliverClose({ code, reason: reason.toString(), byServer: this.#serverClosed });
   }
 
   protected transportReject(status: number, headers: Readonly<Record<string, string>>): void {

@@ -392,6 +392,9 @@ export async function writeReport(
       ]),
     ),
     '',
+    'Where a target is missed, [docs/performance.md](docs/performance.md) has the profile that',
+    'explains the gap and what was changed because of it.',
+    '',
   );
 
   for (const scenario of results.scenarios) {

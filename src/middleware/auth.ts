@@ -17,7 +17,9 @@ import type {
 } from '../application.js';
 import { wrapApplication } from '../application.js';
 import type { Authenticator, AuthResult } from '../auth/authenticator.js';
+import { authenticateWithChain } from '../auth/chain.js';
 import { findCredentials } from '../auth/credentials.js';
+import { AddressWindowLimiter } from '../auth/rate-limit.js';
 import type { CredentialTransportOptions, FoundCredential } from '../auth/credentials.js';
 import {
   REVOCATION_BROADCAST_GROUP,
@@ -246,46 +248,6 @@ class ExpiryWheel {
   }
 }
 
-class FailureLimiter {
-  readonly #max: number;
-  readonly #window: number;
-  readonly #now: () => number;
-  readonly #counts = new Map<string, { count: number; since: number }>();
-
-  constructor(max: number, window: number, now: () => number) {
-    this.#max = max;
-    this.#window = window;
-    this.#now = now;
-  }
-
-  blocked(address: string): boolean {
-    if (this.#max === 0) return false;
-    const entry = this.#counts.get(address);
-    if (entry === undefined) return false;
-    if (this.#now() - entry.since >= this.#window) {
-      this.#counts.delete(address);
-      return false;
-    }
-    return entry.count >= this.#max;
-  }
-
-  fail(address: string): void {
-    if (this.#max === 0) return;
-    const now = this.#now();
-    const entry = this.#counts.get(address);
-    if (entry === undefined || now - entry.since >= this.#window) {
-      // Bounded: under an address-spraying attack the oldest entries go first.
-      if (this.#counts.size >= 100_000) {
-        const oldest = this.#counts.keys().next().value;
-        if (oldest !== undefined) this.#counts.delete(oldest);
-      }
-      this.#counts.set(address, { count: 1, since: now });
-      return;
-    }
-    entry.count += 1;
-  }
-}
-
 /**
  * The connection the inner app sees: the real one, with `{"type":"auth"}` frames taken
  * out for in-band refresh.
@@ -420,7 +382,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     query: transportOptions.query ?? false,
   };
   const originAllowed = originMatcher(allowedOrigins);
-  const limiter = new FailureLimiter(maxFailures, failureWindow, now);
+  const limiter = new AddressWindowLimiter({ max: maxFailures, windowMs: failureWindow, now });
   /** Live sessions of this process: what `recheckAll` walks. */
   const sessions = new Map<Connection, Session>();
   // Indexes for revocation: one broadcast per revocation reaches every process, which
@@ -478,14 +440,10 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     });
 
   async function verify(credential: string, transport: CredentialTransport): Promise<Verified> {
-    for (const authenticator of authenticators) {
-      const result = await authenticator.authenticate(credential, { transport });
-      if (result !== undefined) return { result, authenticator: authenticator.name, transport };
-    }
-    throw new AuthenticationError(
-      'ERR_INVALID_CREDENTIALS',
-      'no authenticator recognised the credential',
-    );
+    return {
+      ...(await authenticateWithChain(authenticators, credential, { transport })),
+      transport,
+    };
   }
 
   async function verifyAll(credentials: readonly FoundCredential[]): Promise<Verified> {
@@ -528,7 +486,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     error: unknown,
   ): void {
     if (error instanceof AuthenticationError) {
-      limiter.fail(scope.client.address);
+      limiter.hit(scope.client.address);
       report(transport, null, outcomeFor(error));
       logger.info(
         { path: scope.path, transport, code: error.code },
@@ -641,7 +599,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     }
 
     return wrapApplication(inner, async (scope, connection) => {
-      if (limiter.blocked(scope.client.address)) {
+      if (limiter.retryAfter(scope.client.address) > 0) {
         report('none', null, 'rate_limited');
         refuse(connection, CloseCode.TooManyRequests, CloseReason.TooManyRequests);
         return;

@@ -16,6 +16,7 @@ import type {
   HTTPMethods,
 } from 'fastify';
 import type { Authenticator, AuthResult } from '../auth/authenticator.js';
+import { authenticateWithChain } from '../auth/chain.js';
 import { findCredentials, type CredentialTransportOptions } from '../auth/credentials.js';
 import { looksLikeTicket } from '../auth/tickets.js';
 import { ANONYMOUS_USER, type AuthInfo, type User } from '../auth/user.js';
@@ -262,14 +263,7 @@ async function verifyHeaders(
       'tickets are for WebSocket handshakes',
     );
   }
-  for (const authenticator of authenticators) {
-    const result = await authenticator.authenticate(credential, { transport: 'header' });
-    if (result !== undefined) return { result, authenticator: authenticator.name };
-  }
-  throw new AuthenticationError(
-    'ERR_INVALID_CREDENTIALS',
-    'no authenticator recognised the credential',
-  );
+  return authenticateWithChain(authenticators, credential, { transport: 'header' });
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { WebSocket } from 'ws';
 import type { ClientOptions } from 'ws';
-import { ReceiveTimeoutError } from './communicator.js';
+import { Waiters } from './waiters.js';
 
 /** Options of {@link connectClient}. */
 export interface TestClientOptions {
@@ -39,53 +39,21 @@ export class TestClient {
   readonly socket: WebSocket;
   readonly #messages: (string | Buffer)[] = [];
   #closed: { code: number; reason: string } | undefined;
-  #waiters: (() => void)[] = [];
+  readonly #waiters = new Waiters();
 
   /** @internal */
   constructor(socket: WebSocket) {
     this.socket = socket;
     socket.on('message', (data: Buffer, isBinary: boolean) => {
       this.#messages.push(isBinary ? data : data.toString());
-      this.#wake();
+      this.#waiters.wake();
     });
     socket.on('close', (code: number, reason: Buffer) => {
       this.#closed = { code, reason: reason.toString() };
-      this.#wake();
+      this.#waiters.wake();
     });
     socket.on('error', () => {
       // Surfaced as the close event.
-    });
-  }
-
-  #wake(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const waiter of waiters) waiter();
-  }
-
-  #waitFor<T>(what: string, timeout: number, check: () => T | undefined): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((waiter) => waiter !== listen);
-        reject(new ReceiveTimeoutError(what, timeout));
-      }, timeout);
-      const listen = (): void => {
-        let value: T | undefined;
-        try {
-          value = check();
-        } catch (error) {
-          clearTimeout(timer);
-          reject(error instanceof Error ? error : new Error(String(error)));
-          return;
-        }
-        if (value === undefined) {
-          this.#waiters.push(listen);
-          return;
-        }
-        clearTimeout(timer);
-        resolve(value);
-      };
-      listen();
     });
   }
 
@@ -96,7 +64,7 @@ export class TestClient {
 
   /** The next frame: text as a string, binary as a Buffer. Rejects if the socket closes first. */
   receive(timeout = 2_000): Promise<string | Buffer> {
-    return this.#waitFor('a message', timeout, () => {
+    return this.#waiters.waitFor('a message', timeout, () => {
       const message = this.#messages.shift();
       if (message !== undefined) return message;
       if (this.#closed !== undefined) {
@@ -135,7 +103,7 @@ export class TestClient {
 
   /** Waits until the socket is closed; returns the close code and reason. */
   waitForClose(timeout = 2_000): Promise<{ code: number; reason: string }> {
-    return this.#waitFor('the socket to close', timeout, () => this.#closed);
+    return this.#waiters.waitFor('the socket to close', timeout, () => this.#closed);
   }
 
   /** Closes from the client side and waits for the close to complete. */

@@ -7,6 +7,7 @@ import { BaseConnection } from '../application.js';
 import type { Application, OutgoingData } from '../application.js';
 import { OutboundMessage } from '../outbound.js';
 import { createScope } from '../scope.js';
+import { Waiters } from './waiters.js';
 import type { ClientAddress, Scope } from '../scope.js';
 
 /** Options of {@link WebsocketCommunicator}. */
@@ -37,13 +38,7 @@ export type CommunicatorOutput =
   | { readonly type: 'send'; readonly data: string | Uint8Array }
   | { readonly type: 'close'; readonly code: number; readonly reason: string };
 
-/** Raised by receive methods when nothing arrives in time. */
-export class ReceiveTimeoutError extends Error {
-  constructor(what: string, timeout: number) {
-    super(`Timed out after ${timeout} ms waiting for ${what}`);
-    this.name = 'ReceiveTimeoutError';
-  }
-}
+export { ReceiveTimeoutError } from './waiters.js';
 
 class CommunicatorConnection extends BaseConnection {
   readonly outputs: CommunicatorOutput[] = [];
@@ -103,7 +98,7 @@ export class WebsocketCommunicator {
   readonly scope: Scope;
   readonly #app: Application;
   readonly #connection: CommunicatorConnection;
-  #waiters: (() => void)[] = [];
+  readonly #waiters = new Waiters();
   #read = 0;
 
   constructor(app: Application, path: string, options: CommunicatorOptions = {}) {
@@ -121,33 +116,7 @@ export class WebsocketCommunicator {
     if (options.scope !== undefined) scope = options.scope(scope);
     this.scope = scope;
     this.#app = app;
-    this.#connection = new CommunicatorConnection(scope.subprotocols, () => this.#wake());
-  }
-
-  #wake(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const waiter of waiters) waiter();
-  }
-
-  #waitFor<T>(what: string, timeout: number, check: () => T | undefined): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const attempt = (): boolean => {
-        const value = check();
-        if (value === undefined) return false;
-        clearTimeout(timer);
-        resolve(value);
-        return true;
-      };
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((waiter) => waiter !== listen);
-        reject(new ReceiveTimeoutError(what, timeout));
-      }, timeout);
-      const listen = (): void => {
-        if (!attempt()) this.#waiters.push(listen);
-      };
-      listen();
-    });
+    this.#connection = new CommunicatorConnection(scope.subprotocols, () => this.#waiters.wake());
   }
 
   /** The connection's state as the app left it. */
@@ -168,7 +137,7 @@ export class WebsocketCommunicator {
     running.catch(() => {
       connection.close(1011);
     });
-    await this.#waitFor('the app to accept or refuse', timeout, () =>
+    await this.#waiters.waitFor('the app to accept or refuse', timeout, () =>
       connection.state === 'pending' ? undefined : true,
     );
     // Let an accept-then-close in the same turn show as a refusal.
@@ -201,7 +170,7 @@ export class WebsocketCommunicator {
 
   /** The next thing the app did: a frame sent or the close. */
   receiveOutput(timeout = 1_000): Promise<CommunicatorOutput> {
-    return this.#waitFor('output', timeout, () => {
+    return this.#waiters.waitFor('output', timeout, () => {
       const output = this.#connection.outputs[this.#read];
       if (output !== undefined) this.#read += 1;
       return output;

@@ -6,6 +6,7 @@
  * @module
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import { AddressWindowLimiter } from '../../auth/rate-limit.js';
 import { RestDetail, RestError, type FieldErrors } from '../error-handler.js';
 import type { RouteContext } from './context.js';
 import { refuse, requirePortcullisToken, type RouteGuard } from './guards.js';
@@ -89,52 +90,10 @@ const drfStringFields: FastifySchemaCompiler<unknown> = ({ schema }) => {
   };
 };
 
-// Bounds memory under an address-spraying attack; the oldest windows are dropped first.
-const MAX_TRACKED_ADDRESSES = 100_000;
-
-/** A fixed window of attempts per client address. */
-class LoginLimiter {
-  readonly #max: number;
-  readonly #windowMs: number;
-  readonly #now: () => number;
-  readonly #windows = new Map<string, { count: number; resetAt: number }>();
-
-  constructor(max: number, windowMs: number, now: () => number) {
-    this.#max = max;
-    this.#windowMs = windowMs;
-    this.#now = now;
-  }
-
-  /** Counts an attempt. @returns seconds to wait when it is over the limit, else 0. */
-  hit(address: string): number {
-    if (this.#max === 0) return 0;
-    const now = this.#now();
-    let window = this.#windows.get(address);
-    if (window === undefined || now >= window.resetAt) {
-      this.#windows.delete(address);
-      if (this.#windows.size >= MAX_TRACKED_ADDRESSES) this.#sweep(now);
-      window = { count: 0, resetAt: now + this.#windowMs };
-      this.#windows.set(address, window);
-    }
-    window.count += 1;
-    return window.count > this.#max ? Math.max(1, Math.ceil((window.resetAt - now) / 1000)) : 0;
-  }
-
-  #sweep(now: number): void {
-    for (const [address, window] of this.#windows) {
-      if (now >= window.resetAt) this.#windows.delete(address);
-    }
-    for (const address of this.#windows.keys()) {
-      if (this.#windows.size < MAX_TRACKED_ADDRESSES) break;
-      this.#windows.delete(address);
-    }
-  }
-}
-
 /** A login throttle hook: `429` with DRF's text and `Retry-After`. */
 function loginThrottle(context: RouteContext): RouteGuard {
   const { max, windowMs } = context.loginRateLimit;
-  const limiter = new LoginLimiter(max, windowMs, context.now);
+  const limiter = new AddressWindowLimiter({ max, windowMs, now: context.now });
   return (request, reply, done) => {
     const wait = limiter.hit(request.ip);
     if (wait === 0) {

@@ -35,7 +35,16 @@ export interface ForkOptions {
 
 /** Forks a TypeScript bench script through tsx, with an IPC channel. */
 export function forkScript(script: URL, options: ForkOptions): ChildProcess {
-  const execArgv = ['--import', 'tsx', ...(options.exposeGc === true ? ['--expose-gc'] : [])];
+  // BENCH_SERVER_NODE_ARGS passes profiler flags (e.g. --cpu-prof) to the server children.
+  const extra = (process.env['BENCH_SERVER_NODE_ARGS'] ?? '')
+    .split(' ')
+    .filter((arg) => arg !== '');
+  const execArgv = [
+    '--import',
+    'tsx',
+    ...(options.exposeGc === true ? ['--expose-gc'] : []),
+    ...extra,
+  ];
   const child = fork(fileURLToPath(script), [...(options.args ?? [])], {
     execArgv,
     env: options.env ?? process.env,

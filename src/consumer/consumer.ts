@@ -170,6 +170,18 @@ export class WebsocketConsumer {
   }
 
   #enqueueLayerMessage(envelope: Envelope): void {
+    // Broadcast fast path: an idle consumer that does not handle `websocket.send` itself
+    // forwards at once, with no task allocated. Order is kept: nothing is queued ahead.
+    if (
+      this.#queue.pending === 0 &&
+      envelope.message.type === 'websocket.send' &&
+      this.#findHandler('websocket.send') === undefined
+    ) {
+      const outbound = envelope.outbound;
+      if (outbound !== undefined && this.connection.state === 'open')
+        this.connection.send(outbound);
+      return;
+    }
     if (this.#queue.pending >= this.#maxQueued) {
       this.logger.warn(
         { type: envelope.message.type },

@@ -24,6 +24,12 @@ export interface MemoryChannelLayerOptions {
   now?: () => number;
 }
 
+interface Membership {
+  joinedAt: number;
+  /** The channel's receiver when attached; kept in step by attach and detach. */
+  receiver: ChannelReceiver | undefined;
+}
+
 interface QueuedMessage {
   readonly message: LayerMessage;
   readonly expiresAt: number;
@@ -58,8 +64,8 @@ export class MemoryChannelLayer implements ChannelLayer {
   readonly #receivers = new Map<string, ChannelReceiver>();
   readonly #queues = new Map<string, QueuedMessage[]>();
   readonly #waiters = new Map<string, ((message: LayerMessage) => void)[]>();
-  /** group → channel → joined at */
-  readonly #groups = new Map<string, Map<string, number>>();
+  /** group → channel → membership (with the receiver, so a group send needs no lookup) */
+  readonly #groups = new Map<string, Map<string, Membership>>();
   /** channel → its groups, so a detach leaves them without scanning every group */
   readonly #channelGroups = new Map<string, Set<string>>();
 
@@ -109,6 +115,10 @@ export class MemoryChannelLayer implements ChannelLayer {
     if (this.#receivers.has(channel))
       throw new TypeError(`Channel ${channel} already has a receiver`);
     this.#receivers.set(channel, receiver);
+    for (const group of this.#channelGroups.get(channel) ?? []) {
+      const membership = this.#groups.get(group)?.get(channel);
+      if (membership !== undefined) membership.receiver = receiver;
+    }
     for (const queued of this.#takeQueue(channel)) this.#hand(receiver, new Envelope(queued));
     return () => {
       if (this.#receivers.get(channel) !== receiver) return;
@@ -221,7 +231,7 @@ export class MemoryChannelLayer implements ChannelLayer {
       members = new Map();
       this.#groups.set(group, members);
     }
-    members.set(channel, this.#now());
+    members.set(channel, { joinedAt: this.#now(), receiver: this.#receivers.get(channel) });
     let groups = this.#channelGroups.get(channel);
     if (groups === undefined) {
       groups = new Set();
@@ -247,12 +257,15 @@ export class MemoryChannelLayer implements ChannelLayer {
     let dropped = 0;
     // Map iteration tolerates a handler leaving the group mid-send; no snapshot copy, so a
     // send to 10,000 members allocates nothing per member.
-    for (const [channel, joinedAt] of members) {
-      if (joinedAt <= expiredBefore) {
+    for (const [channel, membership] of members) {
+      if (membership.joinedAt <= expiredBefore) {
         this.#leave(group, channel);
         continue;
       }
-      if (this.#offer(channel, message, envelope)) delivered += 1;
+      if (membership.receiver !== undefined) {
+        this.#hand(membership.receiver, envelope);
+        delivered += 1;
+      } else if (this.#offer(channel, message, envelope)) delivered += 1;
       else dropped += 1;
     }
     return { delivered, dropped };

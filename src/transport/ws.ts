@@ -253,12 +253,17 @@ class WsConnection extends BaseConnection {
   }
 
   protected transportSend(data: OutgoingData): void {
-    const frames =
-      data instanceof OutboundMessage
-        ? [sharedFrame(data)]
-        : buildFrame(data, typeof data !== 'string');
-    let size = 0;
-    for (const frame of frames) size += frame.length;
+    if (data instanceof OutboundMessage) {
+      // The broadcast path, once per member: one shared frame, no allocation.
+      this.#enqueue(sharedFrame(data));
+      return;
+    }
+    const [header, payload] = buildFrame(data, typeof data !== 'string');
+    this.#enqueue(header!, payload);
+  }
+
+  #enqueue(frame: Buffer, payload?: Buffer): void {
+    const size = frame.length + (payload?.length ?? 0);
     if (this.#socket.writableLength + this.#queuedBytes + size > this.#transport.maxBufferedBytes) {
       this.#transport.logger.warn(
         { connection: this.id },
@@ -268,7 +273,8 @@ class WsConnection extends BaseConnection {
       return;
     }
     if (this.#queue.length === 0) this.#transport.scheduleFlush(this);
-    for (const frame of frames) this.#queue.push(frame);
+    this.#queue.push(frame);
+    if (payload !== undefined) this.#queue.push(payload);
     this.#queuedBytes += size;
     this.#transport.stats.messagesOut += 1;
   }

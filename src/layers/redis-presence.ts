@@ -53,9 +53,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Redis, RedisOptions } from 'ioredis';
-import { PortcullisError, ServiceUnavailableError } from '../errors.js';
-import { defaultLogger } from '../logging.js';
+import type { Redis } from 'ioredis';
+import { ServiceUnavailableError } from '../errors.js';
 import { assertValidName, isValidName } from './layer.js';
 import { assertMemberId, assertPresenceMember, PresenceListeners, sortUsers } from './presence.js';
 import type {
@@ -66,6 +65,15 @@ import type {
   PresenceMember,
   PresenceUser,
 } from './presence.js';
+import {
+  assertPositiveIntegers,
+  assertPrefix,
+  assertRedisUrl,
+  assertStatusAndClock,
+  loggerOrDefault,
+  RedisLifecycle,
+  unavailable,
+} from './redis-lifecycle.js';
 
 /** Whether presence can reach Redis; see {@link RedisPresenceOptions.onStatus}. */
 export type RedisPresenceStatus = 'ready' | 'down';
@@ -241,16 +249,11 @@ interface LocalMember {
   readonly info: string;
 }
 
-type State = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
-
-const PREFIX_PATTERN = /^[A-Za-z0-9\-_.:]{1,64}$/;
 const PROCESS_ID_PATTERN = /^[A-Za-z0-9\-_.]{1,64}$/;
 /** Connections per heartbeat script call, so no single call holds Redis for long. */
 const TOUCH_CHUNK = 500;
 /** Dead processes one sweep handles; the rest wait for the next. */
 const SWEEP_BATCH = 100;
-
-let fallbackLogger: Logger | undefined;
 
 /** `%` and `|` escaped, so `|` can separate fields and Lua can split without decoding. */
 function escapeField(value: string): string {
@@ -294,14 +297,9 @@ export class RedisPresence implements Presence {
   /** This process's id in the registry. */
   readonly processId: string;
 
-  readonly #url: string;
   readonly #heartbeatInterval: number;
   readonly #ttl: number;
   readonly #keyTtl: number;
-  readonly #connectTimeout: number;
-  readonly #commandTimeout: number;
-  readonly #maxReconnectDelay: number;
-  readonly #onStatus: ((status: RedisPresenceStatus) => void) | undefined;
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #listeners: PresenceListeners;
@@ -309,14 +307,9 @@ export class RedisPresence implements Presence {
   readonly #registry: string;
   readonly #eventsTopic: string;
 
-  #state: State = 'idle';
+  /** The command and subscriber connections, their status and reconnects. */
+  readonly #redis: RedisLifecycle<PresenceRedis>;
   #connecting: Promise<this> | undefined;
-  #firstOutcome: (() => void) | undefined;
-  /** Bumped on every connection change, so a recovery overtaken by one is ignored. */
-  #generation = 0;
-  #lastError: Error | undefined;
-  #cmd: PresenceRedis | undefined;
-  #sub: Redis | undefined;
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<void> | undefined;
   #beatAgain = false;
@@ -348,53 +341,46 @@ export class RedisPresence implements Presence {
       logger,
       now = Date.now,
     } = options;
-    if (
-      typeof url !== 'string' ||
-      !URL.canParse(url) ||
-      !/^rediss?:$/.test(new URL(url).protocol)
-    ) {
-      throw new TypeError('The "url" option must be a redis:// or rediss:// URL');
-    }
-    if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
-      throw new TypeError(
-        'The "prefix" option must be 1 to 64 letters, digits, "-", "_", "." or ":"',
-      );
-    }
+    assertRedisUrl(url);
+    assertPrefix(prefix);
     if (typeof processId !== 'string' || !PROCESS_ID_PATTERN.test(processId)) {
       throw new TypeError(
         'The "processId" option must be 1 to 64 letters, digits, "-", "_" or "."',
       );
     }
-    const positive = { heartbeatInterval, ttl, connectTimeout, commandTimeout, maxReconnectDelay };
-    for (const [name, value] of Object.entries(positive)) {
-      if (!Number.isInteger(value) || value < 1) {
-        throw new RangeError(`The "${name}" option must be a positive integer`);
-      }
-    }
+    assertPositiveIntegers({
+      heartbeatInterval,
+      ttl,
+      connectTimeout,
+      commandTimeout,
+      maxReconnectDelay,
+    });
     if (ttl <= heartbeatInterval) {
       throw new RangeError('The "ttl" option must be greater than "heartbeatInterval"');
     }
-    if (onStatus !== undefined && typeof onStatus !== 'function') {
-      throw new TypeError('The "onStatus" option must be a function');
-    }
-    if (typeof now !== 'function') {
-      throw new TypeError('The "now" option must be a function');
-    }
+    assertStatusAndClock(onStatus, now);
     this.processId = processId;
-    this.#url = url;
     this.#heartbeatInterval = heartbeatInterval;
     this.#ttl = ttl;
     this.#keyTtl = 3 * ttl;
-    this.#connectTimeout = connectTimeout;
-    this.#commandTimeout = commandTimeout;
-    this.#maxReconnectDelay = maxReconnectDelay;
-    this.#onStatus = onStatus;
-    this.#logger = logger ?? (fallbackLogger ??= defaultLogger());
+    this.#logger = loggerOrDefault(logger);
     this.#now = now;
     this.#listeners = new PresenceListeners(this.#logger);
     this.#base = `${prefix}:presence`;
     this.#registry = `${this.#base}:{procs}`;
     this.#eventsTopic = `${this.#base}:events`;
+    this.#redis = new RedisLifecycle<PresenceRedis>({
+      url,
+      connectTimeout,
+      commandTimeout,
+      maxReconnectDelay,
+      onStatus,
+      logger: this.#logger,
+      label: 'presence',
+      // Redis may have restarted empty, or the others may have expired this process
+      // while it was cut off: subscribe, and register every live connection again.
+      recover: (cmd, sub) => Promise.all([sub.subscribe(this.#eventsTopic), this.#register(cmd)]),
+    });
   }
 
   /**
@@ -428,141 +414,42 @@ export class RedisPresence implements Presence {
 
   /** `'ready'` when both connections are up and this process is registered, `'down'` otherwise. */
   get status(): RedisPresenceStatus {
-    return this.#state === 'ready' ? 'ready' : 'down';
+    return this.#redis.status;
   }
 
   // -- connection --------------------------------------------------------------------
 
   async #open(): Promise<this> {
-    if (this.#state === 'closed') return this;
-    this.#state = 'connecting';
-    const { Redis: RedisClient } = await import('ioredis');
-    if (this.#isClosed()) return this; // close() ran during the import
-    const common = {
-      connectTimeout: this.#connectTimeout,
-      commandTimeout: this.#commandTimeout,
-      // Fail fast instead of queueing while Redis is away: no unbounded memory, no hung
-      // call, nothing resent behind the caller's back.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: (attempt: number) => this.#reconnectDelay(attempt),
-    } satisfies RedisOptions;
-    const cmd = new RedisClient(this.#url, {
-      ...common,
-      connectionName: `portcullis-presence-${this.processId}-cmd`,
-      scripts: {
-        presenceTouch: { lua: TOUCH_LUA, numberOfKeys: 3 },
-        presenceLeave: { lua: LEAVE_LUA, numberOfKeys: 3 },
-        presenceList: { lua: LIST_LUA, numberOfKeys: 3 },
-        presenceReap: { lua: REAP_LUA, numberOfKeys: 2 },
+    await this.#redis.open({
+      cmd: {
+        connectionName: `portcullis-presence-${this.processId}-cmd`,
+        scripts: {
+          presenceTouch: { lua: TOUCH_LUA, numberOfKeys: 3 },
+          presenceLeave: { lua: LEAVE_LUA, numberOfKeys: 3 },
+          presenceList: { lua: LIST_LUA, numberOfKeys: 3 },
+          presenceReap: { lua: REAP_LUA, numberOfKeys: 2 },
+        },
       },
-    }) as PresenceRedis;
-    // The one subscription is restored by #onReady, together with the registration.
-    const sub = new RedisClient(this.#url, {
-      ...common,
-      autoResubscribe: false,
-      connectionName: `portcullis-presence-${this.processId}-sub`,
-    });
-    this.#cmd = cmd;
-    this.#sub = sub;
-    for (const client of [cmd, sub]) {
-      client.on('error', (err: Error) => {
-        this.#lastError = err;
-        this.#logger.debug({ err }, 'presence: redis connection error');
-      });
-      client.on('ready', () => this.#onReady());
-      client.on('close', () => this.#onDown());
-      client.on('end', () => this.#onDown());
-    }
-    sub.on('message', (topic: string, payload: string) => {
-      if (topic === this.#eventsTopic) this.#onEvent(payload);
-    });
-    this.#timer = setInterval(() => this.#tick(), this.#heartbeatInterval);
-    this.#timer.unref();
-    await new Promise<void>((resolve) => {
-      // ioredis's connectTimeout ends the attempt first; this only guards against a
-      // connection that neither succeeds nor fails.
-      const guard = setTimeout(resolve, this.#connectTimeout + 1_000);
-      guard.unref();
-      this.#firstOutcome = () => {
-        clearTimeout(guard);
-        resolve();
-      };
+      sub: { connectionName: `portcullis-presence-${this.processId}-sub` },
+      opened: (sub) => {
+        sub.on('message', (topic: string, payload: string) => {
+          if (topic === this.#eventsTopic) this.#onEvent(payload);
+        });
+        this.#timer = setInterval(() => this.#tick(), this.#heartbeatInterval);
+        this.#timer.unref();
+      },
     });
     return this;
   }
 
-  #isClosed(): boolean {
-    return this.#state === 'closed';
-  }
-
-  #reconnectDelay(attempt: number): number {
-    const ceiling = Math.min(this.#maxReconnectDelay, 50 * 2 ** Math.min(attempt - 1, 16));
-    // Half fixed, half random: processes that lost Redis together do not return in step.
-    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-  }
-
-  #setState(state: 'ready' | 'down'): void {
-    const first = this.#firstOutcome;
-    this.#firstOutcome = undefined;
-    first?.();
-    if (this.#state === state || this.#state === 'closed') return;
-    this.#state = state;
-    if (state === 'down') {
-      this.#logger.warn({ err: this.#lastError }, 'presence: redis unavailable');
-    } else this.#logger.info('presence: redis ready');
-    try {
-      this.#onStatus?.(state);
-    } catch (err) {
-      this.#logger.error({ err }, 'presence: onStatus threw');
-    }
-  }
-
-  #onDown(): void {
-    if (this.#state === 'closed') return;
-    this.#generation += 1;
-    this.#setState('down');
-  }
-
-  #onReady(): void {
-    if (this.#state === 'closed') return;
-    const cmd = this.#cmd;
-    const sub = this.#sub;
-    if (cmd?.status !== 'ready' || sub?.status !== 'ready') return;
-    const generation = ++this.#generation;
-    // Redis may have restarted empty, or the others may have expired this process while
-    // it was cut off: register every live connection again before calling it ready.
-    Promise.all([sub.subscribe(this.#eventsTopic), this.#register(cmd)]).then(
-      () => {
-        if (generation === this.#generation) this.#setState('ready');
-      },
-      (err: unknown) => {
-        // The connection dropped again mid-way; its next 'ready' retries.
-        this.#logger.debug({ err }, 'presence: recovery failed');
-        if (generation === this.#generation) this.#setState('down');
-      },
-    );
-  }
-
   /** The command connection when it is ready. @throws ServiceUnavailableError otherwise. */
   #command(): PresenceRedis {
-    if (this.#state === 'closed') throw new ServiceUnavailableError('redis');
-    const cmd = this.#cmd;
-    if (cmd === undefined) {
-      throw new TypeError(
-        'RedisPresence is not connected: use `await RedisPresence.connect(options)` ' +
-          'or `await presence.connect()` first',
-      );
-    }
+    const cmd = this.#redis.command(
+      'RedisPresence is not connected: use `await RedisPresence.connect(options)` ' +
+        'or `await presence.connect()` first',
+    );
     if (cmd.status !== 'ready') throw new ServiceUnavailableError('redis');
     return cmd;
-  }
-
-  #unavailable(err: unknown): PortcullisError {
-    return err instanceof PortcullisError
-      ? err
-      : new ServiceUnavailableError('redis', { cause: err });
   }
 
   // -- names -------------------------------------------------------------------------
@@ -583,7 +470,7 @@ export class RedisPresence implements Presence {
   // -- heartbeat and sweeper ---------------------------------------------------------
 
   #tick(): void {
-    if (this.#isClosed()) return;
+    if (this.#redis.closed) return;
     if (this.#beating !== undefined) {
       this.#beatAgain = true;
       return;
@@ -600,8 +487,8 @@ export class RedisPresence implements Presence {
   }
 
   async #beat(): Promise<void> {
-    const cmd = this.#cmd;
-    if (cmd?.status !== 'ready') return; // #onReady registers on reconnect
+    const cmd = this.#redis.cmd;
+    if (cmd?.status !== 'ready') return; // the reconnect's recover registers
     await this.#register(cmd);
     await this.#sweep(cmd);
   }
@@ -730,7 +617,7 @@ export class RedisPresence implements Presence {
         if (previous === undefined) this.#forget(group, member.id);
         else members.set(member.id, previous);
       }
-      throw this.#unavailable(err);
+      throw unavailable(err);
     }
   }
 
@@ -752,7 +639,7 @@ export class RedisPresence implements Presence {
   async leave(group: string, memberId: string): Promise<PresenceLeaveResult | undefined> {
     assertValidName('group', group);
     assertMemberId(memberId);
-    if (this.#state === 'closed') throw new ServiceUnavailableError('redis');
+    if (this.#redis.closed) throw new ServiceUnavailableError('redis');
     const emptied = this.#forget(group, memberId);
     const cmd = this.#command();
     const leaving = cmd.presenceLeave(
@@ -770,7 +657,7 @@ export class RedisPresence implements Presence {
     try {
       reply = await leaving;
     } catch (err) {
-      throw this.#unavailable(err);
+      throw unavailable(err);
     }
     if (reply === null) return undefined;
     const user = parseInfo(reply[1]);
@@ -803,7 +690,7 @@ export class RedisPresence implements Presence {
         group,
       );
     } catch (err) {
-      throw this.#unavailable(err);
+      throw unavailable(err);
     }
     const users = new Map<string, { username: string; connections: number }>();
     for (const info of infos) {
@@ -843,14 +730,9 @@ export class RedisPresence implements Presence {
    * ```
    */
   async close(): Promise<void> {
-    if (this.#state === 'closed') return;
-    this.#state = 'closed';
-    this.#generation += 1;
+    if (!this.#redis.markClosed()) return;
     clearInterval(this.#timer);
-    const first = this.#firstOutcome;
-    this.#firstOutcome = undefined;
-    first?.();
-    const cmd = this.#cmd;
+    const cmd = this.#redis.cmd;
     if (cmd?.status === 'ready') {
       const work: Promise<unknown>[] = [];
       for (const [group, members] of this.#local) {
@@ -864,20 +746,7 @@ export class RedisPresence implements Presence {
     this.#local.clear();
     this.#listeners.clear();
     await this.#beating;
-    await Promise.all(
-      [this.#cmd, this.#sub].map(async (client) => {
-        if (client === undefined) return;
-        if (client.status === 'ready') {
-          try {
-            await client.quit();
-            return;
-          } catch {
-            // fall through: close it without a goodbye
-          }
-        }
-        client.disconnect();
-      }),
-    );
+    await this.#redis.disconnect();
   }
 
   /** Drops a local connection; true when it was this process's last in the group. */

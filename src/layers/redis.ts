@@ -31,10 +31,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ChainableCommander, Redis, RedisOptions } from 'ioredis';
-import { ChannelFullError, PortcullisError, ServiceUnavailableError } from '../errors.js';
-import { defaultLogger } from '../logging.js';
+import type { ChainableCommander, Redis } from 'ioredis';
+import { ChannelFullError, ServiceUnavailableError } from '../errors.js';
 import { assertLayerMessage, assertValidName, Envelope, isValidName } from './layer.js';
+import {
+  assertPositiveIntegers,
+  assertPrefix,
+  assertRedisUrl,
+  assertStatusAndClock,
+  loggerOrDefault,
+  RedisLifecycle,
+  unavailable,
+} from './redis-lifecycle.js';
 import type { ChannelLayer, ChannelReceiver, GroupSendResult, LayerMessage } from './layer.js';
 import type { LayerStats } from './memory.js';
 
@@ -134,18 +142,11 @@ interface ScriptedRedis extends Redis {
   ): Promise<number>;
 }
 
-type RedisModule = typeof import('ioredis');
-
 const OWNER_PATTERN = /\.([0-9a-f]{12})\.[0-9a-z]+$/;
-const PREFIX_PATTERN = /^[A-Za-z0-9\-_.:]{1,64}$/;
 /** Idle `BLPOP` connections kept for the next `receive()`; more are opened on demand. */
 const MAX_IDLE_BLOCKERS = 2;
 /** Longest a `BLPOP` blocks, in seconds: how long an aborted `receive()` keeps its connection busy. */
 const BLOCK_SECONDS = 1;
-
-let fallbackLogger: Logger | undefined;
-
-type State = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
 
 /**
  * A {@link ChannelLayer} over Redis, for running many gateway processes. See the module
@@ -174,30 +175,19 @@ export class RedisChannelLayer implements ChannelLayer {
   /** This process's id, embedded in every channel name from {@link newChannel}. */
   readonly processId = randomBytes(6).toString('hex');
 
-  readonly #url: string;
   readonly #prefix: string;
   readonly #capacity: number;
   readonly #expiry: number;
   readonly #groupExpiry: number;
   readonly #sharded: boolean;
-  readonly #connectTimeout: number;
-  readonly #commandTimeout: number;
-  readonly #maxReconnectDelay: number;
-  readonly #onStatus: ((status: RedisLayerStatus) => void) | undefined;
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #ownTopic: string;
   readonly #groupTopicStart: string;
 
-  #state: State = 'idle';
+  /** The command and subscriber connections, their status and reconnects. */
+  readonly #redis: RedisLifecycle<ScriptedRedis>;
   #connecting: Promise<this> | undefined;
-  #firstOutcome: (() => void) | undefined;
-  /** Bumped on every connection change, so a recovery overtaken by one is ignored. */
-  #generation = 0;
-  #lastError: Error | undefined;
-  #redis: RedisModule['Redis'] | undefined;
-  #cmd: ScriptedRedis | undefined;
-  #sub: Redis | undefined;
   #counter = 0;
 
   readonly #receivers = new Map<string, ChannelReceiver>();
@@ -236,51 +226,36 @@ export class RedisChannelLayer implements ChannelLayer {
       logger,
       now = Date.now,
     } = options;
-    if (
-      typeof url !== 'string' ||
-      !URL.canParse(url) ||
-      !/^rediss?:$/.test(new URL(url).protocol)
-    ) {
-      throw new TypeError('The "url" option must be a redis:// or rediss:// URL');
-    }
-    if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
-      throw new TypeError(
-        'The "prefix" option must be 1 to 64 letters, digits, "-", "_", "." or ":"',
-      );
-    }
+    assertRedisUrl(url);
+    assertPrefix(prefix);
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new RangeError('The "capacity" option must be a positive integer');
     }
-    const positive = { expiry, connectTimeout, commandTimeout, maxReconnectDelay };
-    for (const [name, value] of Object.entries(positive)) {
-      if (!Number.isInteger(value) || value < 1) {
-        throw new RangeError(`The "${name}" option must be a positive integer`);
-      }
-    }
+    assertPositiveIntegers({ expiry, connectTimeout, commandTimeout, maxReconnectDelay });
     if (!Number.isInteger(groupExpiry) || groupExpiry < 0) {
       throw new RangeError('The "groupExpiry" option must be a non-negative integer');
     }
     if (typeof sharded !== 'boolean') {
       throw new TypeError('The "sharded" option must be a boolean');
     }
-    if (onStatus !== undefined && typeof onStatus !== 'function') {
-      throw new TypeError('The "onStatus" option must be a function');
-    }
-    if (typeof now !== 'function') {
-      throw new TypeError('The "now" option must be a function');
-    }
-    this.#url = url;
+    assertStatusAndClock(onStatus, now);
     this.#prefix = prefix;
     this.#capacity = capacity;
     this.#expiry = expiry;
     this.#groupExpiry = groupExpiry;
     this.#sharded = sharded;
-    this.#connectTimeout = connectTimeout;
-    this.#commandTimeout = commandTimeout;
-    this.#maxReconnectDelay = maxReconnectDelay;
-    this.#onStatus = onStatus;
-    this.#logger = logger ?? (fallbackLogger ??= defaultLogger());
+    this.#logger = loggerOrDefault(logger);
     this.#now = now;
+    this.#redis = new RedisLifecycle<ScriptedRedis>({
+      url,
+      connectTimeout,
+      commandTimeout,
+      maxReconnectDelay,
+      onStatus,
+      logger: this.#logger,
+      label: 'redis channel layer',
+      recover: (cmd, sub) => this.#recover(cmd, sub),
+    });
     this.#ownTopic = `${prefix}:proc:${this.processId}`;
     this.#groupTopicStart = `${prefix}:g:{`;
     this.#wanted.add(this.#ownTopic);
@@ -319,121 +294,30 @@ export class RedisChannelLayer implements ChannelLayer {
 
   /** `'ready'` when both connections are up and subscribed, `'down'` otherwise. */
   get status(): RedisLayerStatus {
-    return this.#state === 'ready' ? 'ready' : 'down';
+    return this.#redis.status;
   }
 
   async #open(): Promise<this> {
-    if (this.#state === 'closed') return this;
-    this.#state = 'connecting';
-    const { Redis: RedisClient } = await import('ioredis');
-    if (this.#isClosed()) return this; // close() ran during the import
-    this.#redis = RedisClient;
-    const common = {
-      connectTimeout: this.#connectTimeout,
-      // Fail fast instead of queueing while Redis is away: no unbounded memory, no hung
-      // call; a command in flight when the connection drops is rejected, never resent,
-      // so nothing is reported sent that Redis did not confirm.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: (attempt: number) => this.#reconnectDelay(attempt),
-    } satisfies RedisOptions;
-    const cmd = new RedisClient(this.#url, {
-      ...common,
-      commandTimeout: this.#commandTimeout,
-      connectionName: `portcullis-${this.processId}-cmd`,
-      scripts: { portcullisPush: { lua: PUSH_SCRIPT, numberOfKeys: 1 } },
-    }) as ScriptedRedis;
-    // Subscriptions are restored by #recover, from #wanted: ioredis's own resubscription
-    // only knows channels confirmed before the outage, not joins and leaves since.
-    const sub = new RedisClient(this.#url, {
-      ...common,
-      commandTimeout: this.#commandTimeout,
-      autoResubscribe: false,
-      connectionName: `portcullis-${this.processId}-sub`,
-    });
-    this.#cmd = cmd;
-    this.#sub = sub;
-    for (const client of [cmd, sub]) {
-      client.on('error', (err: Error) => {
-        this.#lastError = err;
-        this.#logger.debug({ err }, 'redis connection error');
-      });
-      client.on('ready', () => this.#onReady());
-      client.on('close', () => this.#onDown());
-      client.on('end', () => this.#onDown());
-    }
-    sub.on(this.#sharded ? 'smessage' : 'message', (topic: string, payload: string) =>
-      this.#dispatch(topic, payload),
-    );
-    await new Promise<void>((resolve) => {
-      // ioredis's connectTimeout ends the attempt first; this only guards against a
-      // connection that neither succeeds nor fails.
-      const timer = setTimeout(resolve, this.#connectTimeout + 1_000);
-      this.#firstOutcome = () => {
-        clearTimeout(timer);
-        resolve();
-      };
+    await this.#redis.open({
+      cmd: {
+        connectionName: `portcullis-${this.processId}-cmd`,
+        scripts: { portcullisPush: { lua: PUSH_SCRIPT, numberOfKeys: 1 } },
+      },
+      sub: { connectionName: `portcullis-${this.processId}-sub` },
+      opened: (sub) => {
+        sub.on(this.#sharded ? 'smessage' : 'message', (topic: string, payload: string) =>
+          this.#dispatch(topic, payload),
+        );
+      },
     });
     return this;
-  }
-
-  #isClosed(): boolean {
-    return this.#state === 'closed';
-  }
-
-  #reconnectDelay(attempt: number): number {
-    const ceiling = Math.min(this.#maxReconnectDelay, 50 * 2 ** Math.min(attempt - 1, 16));
-    // Half fixed, half random: N gateways that lost Redis together do not return in step.
-    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-  }
-
-  #setState(state: 'ready' | 'down'): void {
-    const first = this.#firstOutcome;
-    this.#firstOutcome = undefined;
-    first?.();
-    if (this.#state === state || this.#state === 'closed') return;
-    this.#state = state;
-    if (state === 'down') {
-      // Once per outage; each reconnect attempt's error goes to debug.
-      this.#logger.warn({ err: this.#lastError }, 'redis channel layer: redis unavailable');
-    } else this.#logger.info('redis channel layer: redis ready');
-    try {
-      this.#onStatus?.(state);
-    } catch (err) {
-      this.#logger.error({ err }, 'redis channel layer: onStatus threw');
-    }
-  }
-
-  #onDown(): void {
-    if (this.#state === 'closed') return;
-    this.#generation += 1;
-    this.#setState('down');
-  }
-
-  #onReady(): void {
-    if (this.#state === 'closed') return;
-    if (this.#cmd?.status !== 'ready' || this.#sub?.status !== 'ready') return;
-    const generation = ++this.#generation;
-    this.#recover().then(
-      () => {
-        if (generation === this.#generation) this.#setState('ready');
-      },
-      (err: unknown) => {
-        // The connection dropped again mid-way; its next 'ready' retries.
-        this.#logger.debug({ err }, 'redis channel layer: recovery failed');
-        if (generation === this.#generation) this.#setState('down');
-      },
-    );
   }
 
   /**
    * After every (re)connect: subscribe to everything wanted, and re-register this
    * process's memberships in case Redis came back empty (restart without persistence).
    */
-  async #recover(): Promise<void> {
-    const sub = this.#sub!;
-    const cmd = this.#cmd!;
+  async #recover(cmd: ScriptedRedis, sub: Redis): Promise<void> {
     const topics = [...this.#wanted];
     const subscribed = this.#sharded
       ? Promise.all(topics.map((topic) => sub.ssubscribe(topic)))
@@ -485,20 +369,10 @@ export class RedisChannelLayer implements ChannelLayer {
 
   /** The command connection. @throws TypeError before connect(), ServiceUnavailableError after close(). */
   #command(): ScriptedRedis {
-    if (this.#state === 'closed') throw new ServiceUnavailableError('redis');
-    if (this.#cmd === undefined) {
-      throw new TypeError(
-        'RedisChannelLayer is not connected: use `await RedisChannelLayer.connect(options)` ' +
-          'or `await layer.connect()` first',
-      );
-    }
-    return this.#cmd;
-  }
-
-  #unavailable(err: unknown): PortcullisError {
-    return err instanceof PortcullisError
-      ? err
-      : new ServiceUnavailableError('redis', { cause: err });
+    return this.#redis.command(
+      'RedisChannelLayer is not connected: use `await RedisChannelLayer.connect(options)` ' +
+        'or `await layer.connect()` first',
+    );
   }
 
   #publish(topic: string, payload: string): Promise<number> {
@@ -566,7 +440,7 @@ export class RedisChannelLayer implements ChannelLayer {
   #ensureSubscribed(topic: string): Promise<void> {
     if (this.#wanted.has(topic)) return this.#subscribing.get(topic) ?? Promise.resolve();
     this.#wanted.add(topic);
-    const sub = this.#sub!;
+    const sub = this.#redis.sub!;
     const subscribing = (this.#sharded ? sub.ssubscribe(topic) : sub.subscribe(topic)).then(
       () => {
         if (this.#subscribing.get(topic) === subscribing) this.#subscribing.delete(topic);
@@ -574,7 +448,7 @@ export class RedisChannelLayer implements ChannelLayer {
       (err: unknown) => {
         // Left in #wanted: if the caller does not roll back, #recover subscribes it.
         if (this.#subscribing.get(topic) === subscribing) this.#subscribing.delete(topic);
-        throw this.#unavailable(err);
+        throw unavailable(err);
       },
     );
     this.#subscribing.set(topic, subscribing);
@@ -584,7 +458,7 @@ export class RedisChannelLayer implements ChannelLayer {
   #release(topic: string): void {
     this.#wanted.delete(topic);
     this.#subscribing.delete(topic);
-    const sub = this.#sub;
+    const sub = this.#redis.sub;
     if (sub?.status !== 'ready') return; // a new connection will not have it
     const leaving = this.#sharded ? sub.sunsubscribe(topic) : sub.unsubscribe(topic);
     leaving.catch((err: unknown) => this.#logger.debug({ err, topic }, 'unsubscribe failed'));
@@ -777,15 +651,15 @@ export class RedisChannelLayer implements ChannelLayer {
     this.#ensureSubscribed(this.#groupTopic(group)).catch((err: unknown) =>
       this.#logger.warn({ err, group }, 'redis channel layer: could not subscribe'),
     );
-    if (this.#cmd?.status !== 'ready') return; // #recover re-registers it
-    this.#cmd
+    if (this.#redis.cmd?.status !== 'ready') return; // #recover re-registers it
+    this.#redis.cmd
       .zrem(this.#queuedKey(group), channel)
       .catch((err: unknown) => this.#logger.debug({ err, group }, 'zrem failed'));
   }
 
   #drain(channel: string, receiver: ChannelReceiver): void {
-    if (this.#cmd?.status !== 'ready') return;
-    this.#cmd
+    if (this.#redis.cmd?.status !== 'ready') return;
+    this.#redis.cmd
       .lpop(this.#listKey(channel), this.#capacity)
       .then((items) => {
         if (this.#receivers.get(channel) !== receiver) return;
@@ -802,8 +676,8 @@ export class RedisChannelLayer implements ChannelLayer {
     this.#receivers.delete(channel);
     const groups = [...(this.#memberOf.get(channel) ?? [])];
     for (const group of groups) this.#dropLocal(group, channel);
-    if (groups.length === 0 || this.#cmd?.status !== 'ready') return; // expiry cleans up
-    const batch = this.#cmd.pipeline();
+    if (groups.length === 0 || this.#redis.cmd?.status !== 'ready') return; // expiry cleans up
+    const batch = this.#redis.cmd.pipeline();
     for (const group of groups) batch.zrem(this.#groupKey(group), channel);
     execChecked(batch).catch((err: unknown) =>
       this.#logger.debug({ err, channel }, 'leaving groups on detach failed'),
@@ -845,7 +719,7 @@ export class RedisChannelLayer implements ChannelLayer {
       if (await this.#push(channel, json)) return;
     } catch (err) {
       this.stats.publishFailures += 1;
-      throw this.#unavailable(err);
+      throw unavailable(err);
     }
     throw new ChannelFullError(channel);
   }
@@ -909,10 +783,10 @@ export class RedisChannelLayer implements ChannelLayer {
         this.#releaseBlocker(client);
       };
       wait().catch((err: unknown) => {
-        if (settled && this.#state !== 'closed') {
+        if (settled && !this.#redis.closed) {
           this.#logger.warn({ err, channel }, 'redis channel layer: receive() failed after abort');
         }
-        settle(() => reject(this.#unavailable(err)));
+        settle(() => reject(unavailable(err)));
       });
     });
   }
@@ -922,12 +796,8 @@ export class RedisChannelLayer implements ChannelLayer {
       if (idle.status === 'ready') return idle;
       this.#discardBlocker(idle);
     }
-    const client = new this.#redis!(this.#url, {
+    const client = this.#redis.newClient({
       lazyConnect: true,
-      connectTimeout: this.#connectTimeout,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
       // Disposable: a dropped blocking connection fails its receive() and is not revived.
       retryStrategy: () => null,
       connectionName: `portcullis-${this.processId}-blpop`,
@@ -938,9 +808,9 @@ export class RedisChannelLayer implements ChannelLayer {
       await client.connect();
     } catch (err) {
       this.#discardBlocker(client);
-      throw this.#unavailable(err);
+      throw unavailable(err);
     }
-    if (this.#state === 'closed') {
+    if (this.#redis.closed) {
       this.#discardBlocker(client);
       throw new ServiceUnavailableError('redis');
     }
@@ -949,7 +819,7 @@ export class RedisChannelLayer implements ChannelLayer {
 
   #releaseBlocker(client: Redis): void {
     if (
-      this.#state === 'closed' ||
+      this.#redis.closed ||
       client.status !== 'ready' ||
       this.#idleBlockers.length >= MAX_IDLE_BLOCKERS
     ) {
@@ -995,7 +865,7 @@ export class RedisChannelLayer implements ChannelLayer {
       if (!renewal && this.#local.get(group)?.get(channel) === joinedAt) {
         this.#dropLocal(group, channel);
       }
-      throw this.#unavailable(failed.reason);
+      throw unavailable(failed.reason);
     }
     try {
       if (owner !== undefined && owner !== this.processId) {
@@ -1007,7 +877,7 @@ export class RedisChannelLayer implements ChannelLayer {
       await this.#register(group, channel, joinedAt, true);
       if (owner === this.processId) this.#addQueued(group, channel, joinedAt);
     } catch (err) {
-      throw this.#unavailable(err);
+      throw unavailable(err);
     }
   }
 
@@ -1037,7 +907,7 @@ export class RedisChannelLayer implements ChannelLayer {
         await this.#publish(this.#procTopic(owner), `d ${group} ${channel}`);
       }
     } catch (err) {
-      throw this.#unavailable(err);
+      throw unavailable(err);
     }
   }
 
@@ -1075,7 +945,7 @@ export class RedisChannelLayer implements ChannelLayer {
       ]);
     } catch (err) {
       this.stats.publishFailures += 1;
-      throw this.#unavailable(err);
+      throw unavailable(err);
     }
     let delivered = published;
     let dropped = 0;
@@ -1109,7 +979,7 @@ export class RedisChannelLayer implements ChannelLayer {
           )
         : await cmd.zrange(this.#groupKey(group), 0, '-1');
     } catch (err) {
-      throw this.#unavailable(err);
+      throw unavailable(err);
     }
   }
 
@@ -1124,11 +994,11 @@ export class RedisChannelLayer implements ChannelLayer {
    */
   async ping(): Promise<void> {
     const cmd = this.#command();
-    if (this.#sub?.status !== 'ready') throw new ServiceUnavailableError('redis');
+    if (this.#redis.sub?.status !== 'ready') throw new ServiceUnavailableError('redis');
     try {
       await cmd.ping();
     } catch (err) {
-      throw this.#unavailable(err);
+      throw unavailable(err);
     }
   }
 
@@ -1142,27 +1012,9 @@ export class RedisChannelLayer implements ChannelLayer {
    * ```
    */
   async close(): Promise<void> {
-    if (this.#state === 'closed') return;
-    this.#state = 'closed';
-    this.#generation += 1;
-    const first = this.#firstOutcome;
-    this.#firstOutcome = undefined;
-    first?.();
+    if (!this.#redis.markClosed()) return;
     for (const blocker of [...this.#blockers]) this.#discardBlocker(blocker);
-    await Promise.all(
-      [this.#cmd, this.#sub].map(async (client) => {
-        if (client === undefined) return;
-        if (client.status === 'ready') {
-          try {
-            await client.quit();
-            return;
-          } catch {
-            // fall through: close it without a goodbye
-          }
-        }
-        client.disconnect();
-      }),
-    );
+    await this.#redis.disconnect();
     this.#receivers.clear();
     this.#local.clear();
     this.#memberOf.clear();

@@ -10,7 +10,8 @@ export interface LayerFactory {
   create(options: { capacity: number }): Promise<ChannelLayer>;
 }
 
-function collector(): {
+/** A receiver that records every envelope it is handed, and each one's message. */
+export function collector(): {
   received: LayerMessage[];
   envelopes: Envelope[];
   receiver: (e: Envelope) => void;

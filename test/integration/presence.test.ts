@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, connect as netConnect } from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -20,6 +19,7 @@ import {
   type RedisPresenceStatus,
 } from '../../src/layers/redis-presence.js';
 import { eventually } from '../helpers/eventually.js';
+import { freePort, startRedisServer, stopProcess } from '../helpers/processes.js';
 import { presenceSuite, recorder } from '../helpers/presence-suite.js';
 import { isCI, serviceSuiteOptions, serviceUrl } from '../helpers/services.js';
 
@@ -362,49 +362,10 @@ describe(
       if (!hasRedisServer) throw new Error('redis-server is not installed; CI=true requires it');
     });
 
-    async function freePort(): Promise<number> {
-      const server = createServer();
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      const { port } = server.address() as { port: number };
-      server.close();
-      await once(server, 'close');
-      return port;
-    }
-
-    function answers(port: number): Promise<boolean> {
-      return new Promise((resolve) => {
-        const socket = netConnect({ host: '127.0.0.1', port });
-        const done = (up: boolean): void => {
-          socket.destroy();
-          resolve(up);
-        };
-        socket.once('error', () => done(false));
-        socket.once('connect', () => socket.write('PING\r\n'));
-        socket.once('data', (data) => done(data.toString().startsWith('+PONG')));
-      });
-    }
-
-    async function startRedis(port: number): Promise<ChildProcess> {
-      const child = spawn(
-        'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-        { stdio: 'ignore' },
-      );
-      await until(() => answers(port), `redis-server on port ${port}`, 5_000);
-      return child;
-    }
-
-    async function stop(child: ChildProcess): Promise<void> {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-
     it('fails fast while Redis is away and registers everything again after', async (t) => {
       const port = await freePort();
-      let server = await startRedis(port);
-      t.after(() => stop(server));
+      let server = await startRedisServer(port);
+      t.after(() => stopProcess(server));
       const options = {
         url: `redis://127.0.0.1:${port}`,
         prefix: randomPrefix(),
@@ -418,7 +379,7 @@ describe(
       await a.join('room', ada);
       await b.join('room', bob);
 
-      await stop(server);
+      await stopProcess(server);
       await eventually(() => a.status === 'down' && b.status === 'down', 2_000, 'both down');
       const started = Date.now();
       await assert.rejects(a.join('room', { ...ada, id: 'c3' }), SU);
@@ -426,7 +387,7 @@ describe(
       await assert.rejects(b.leave('room', bob.id), SU, 'forgotten locally all the same');
       assert.ok(Date.now() - started < 500, `calls took ${Date.now() - started} ms`);
 
-      server = await startRedis(port);
+      server = await startRedisServer(port);
       await eventually(() => a.status === 'ready' && b.status === 'ready', 5_000, 'both ready');
       // The new server started empty: A registered ada again; B's bob left during the outage.
       assert.deepEqual(await b.members('room'), [{ userId: '1', username: 'ada', connections: 1 }]);

@@ -6,22 +6,21 @@
  * redis-server child killed and restarted). Each test uses its own key prefix.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, connect as netConnect } from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { ServiceUnavailableError } from '../../src/errors.js';
-import type { Envelope, LayerMessage } from '../../src/layers/layer.js';
 import {
   RedisChannelLayer,
   type RedisChannelLayerOptions,
   type RedisLayerStatus,
 } from '../../src/layers/redis.js';
 import { eventually } from '../helpers/eventually.js';
-import { layerSuite } from '../helpers/layer-suite.js';
+import { freePort, startRedisServer, stopProcess } from '../helpers/processes.js';
+import { collector, layerSuite } from '../helpers/layer-suite.js';
 import { isCI, serviceSuiteOptions, serviceUrl } from '../helpers/services.js';
 
 const silent = pino({ level: 'silent' });
@@ -38,23 +37,6 @@ async function until(check: () => Promise<boolean>, what: string, timeout = 3_00
     if (Date.now() > deadline) throw new Error(`${what} not met within ${timeout} ms`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-}
-
-function collector(): {
-  received: LayerMessage[];
-  envelopes: Envelope[];
-  receiver: (e: Envelope) => void;
-} {
-  const received: LayerMessage[] = [];
-  const envelopes: Envelope[] = [];
-  return {
-    received,
-    envelopes,
-    receiver: (envelope) => {
-      envelopes.push(envelope);
-      received.push(envelope.message);
-    },
-  };
 }
 
 describe('options', () => {
@@ -385,49 +367,10 @@ describe(
       if (!hasRedisServer) throw new Error('redis-server is not installed; CI=true requires it');
     });
 
-    async function freePort(): Promise<number> {
-      const server = createServer();
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      const { port } = server.address() as { port: number };
-      server.close();
-      await once(server, 'close');
-      return port;
-    }
-
-    function answers(port: number): Promise<boolean> {
-      return new Promise((resolve) => {
-        const socket = netConnect({ host: '127.0.0.1', port });
-        const done = (up: boolean): void => {
-          socket.destroy();
-          resolve(up);
-        };
-        socket.once('error', () => done(false));
-        socket.once('connect', () => socket.write('PING\r\n'));
-        socket.once('data', (data) => done(data.toString().startsWith('+PONG')));
-      });
-    }
-
-    async function startRedis(port: number): Promise<ChildProcess> {
-      const child = spawn(
-        'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-        { stdio: 'ignore' },
-      );
-      await until(() => answers(port), `redis-server on port ${port}`, 5_000);
-      return child;
-    }
-
-    async function stop(child: ChildProcess): Promise<void> {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-
     it('fails fast while Redis is away, then resubscribes and flows again', async (t) => {
       const port = await freePort();
-      let server = await startRedis(port);
-      t.after(() => stop(server));
+      let server = await startRedisServer(port);
+      t.after(() => stopProcess(server));
       const url = `redis://127.0.0.1:${port}`;
       const prefix = randomPrefix();
       const statusesA: RedisLayerStatus[] = [];
@@ -449,7 +392,7 @@ describe(
       await b.groupSend('room', { type: 'before' });
       await eventually(() => onA.received.length === 1);
 
-      await stop(server);
+      await stopProcess(server);
       await eventually(() => a.status === 'down' && b.status === 'down', 2_000, 'layers down');
       const started = Date.now();
       await assert.rejects(a.ping(), SU);
@@ -460,7 +403,7 @@ describe(
       await a.send(channelA, { type: 'local' });
       assert.deepEqual(onA.received.at(-1), { type: 'local' }, 'local traffic keeps flowing');
 
-      server = await startRedis(port);
+      server = await startRedisServer(port);
       await eventually(() => a.status === 'ready' && b.status === 'ready', 5_000, 'layers ready');
       assert.deepEqual(statusesA, ['ready', 'down', 'ready']);
       const check = new Redis(url, { lazyConnect: true });

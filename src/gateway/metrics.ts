@@ -96,9 +96,19 @@ export class GatewayMetrics {
     });
   }
 
-  /** Feed for `authMiddleware({ onResult })`. */
+  readonly #authChildren = new Map<string, { inc(): void }>();
+
+  /** Feed for `authMiddleware({ onResult })`. Runs once per handshake. */
   readonly onAuthResult = (event: AuthResultEvent): void => {
-    this.#authResults.inc({ transport: event.transport, outcome: event.outcome });
+    // Labelled children are resolved once per label pair: prom-client hashes labels on
+    // every inc() otherwise, a measurable part of a handshake.
+    const key = `${event.transport}\u0000${event.outcome}`;
+    let child = this.#authChildren.get(key);
+    if (child === undefined) {
+      child = this.#authResults.labels({ transport: event.transport, outcome: event.outcome });
+      this.#authChildren.set(key, child);
+    }
+    child.inc();
   };
 
   /** Counts an HTTP response. */

@@ -134,15 +134,14 @@ export abstract class BaseConnection implements Connection {
   #held: IncomingData[] = [];
   readonly #closeListeners = new Set<(event: CloseEvent) => void | Promise<void>>();
   readonly #offered: readonly string[];
-  readonly #finished: Promise<void>;
-  #resolveFinished!: () => void;
+  // Made only when someone asks: most connections never are (about 300 bytes each).
+  #finished: Promise<void> | undefined;
+  #resolveFinished: (() => void) | undefined;
+  #isFinished = false;
   #closeEvent: CloseEvent | undefined;
 
   constructor(offeredSubprotocols: readonly string[]) {
     this.#offered = offeredSubprotocols;
-    this.#finished = new Promise<void>((resolve) => {
-      this.#resolveFinished = resolve;
-    });
   }
 
   get state(): ConnectionState {
@@ -155,7 +154,23 @@ export abstract class BaseConnection implements Connection {
 
   /** Resolves once the connection closed and every close listener finished. */
   get finished(): Promise<void> {
+    if (this.#finished === undefined) {
+      this.#finished = this.#isFinished
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            this.#resolveFinished = resolve;
+          });
+    }
     return this.#finished;
+  }
+
+  /** Called once the connection closed and every close listener finished. */
+  protected onFinished(): void {}
+
+  #finish(): void {
+    this.#isFinished = true;
+    this.#resolveFinished?.();
+    this.onFinished();
   }
 
   accept(options: AcceptOptions = {}): void {
@@ -257,7 +272,8 @@ export abstract class BaseConnection implements Connection {
       }
     }
     this.#closeListeners.clear();
-    void Promise.all(pending).then(this.#resolveFinished);
+    if (pending.length === 0) this.#finish();
+    else void Promise.all(pending).then(() => this.#finish());
   }
 
   protected abstract transportAccept(subprotocol: string | null): void;

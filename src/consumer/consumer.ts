@@ -90,7 +90,8 @@ export class WebsocketConsumer {
   /** This consumer's channel on the layer, set before {@link connect} runs. */
   channelName: string | undefined;
   protected readonly logger: Logger;
-  readonly #joined = new Set<string>();
+  // Created on the first join: many consumers never join a group.
+  #joined: Set<string> | undefined;
   readonly #queue: SerialQueue;
   readonly #maxQueued: number;
   #detach: (() => void) | undefined;
@@ -157,16 +158,17 @@ export class WebsocketConsumer {
     this.#detach?.();
     const layer = this.layer;
     const channel = this.channelName;
-    if (layer !== undefined && channel !== undefined) {
+    const joined = this.#joined;
+    this.#joined = undefined;
+    if (layer !== undefined && channel !== undefined && joined !== undefined) {
       await Promise.all(
-        [...this.#joined].map((group) =>
+        [...joined].map((group) =>
           layer.groupDiscard(group, channel).catch((error: unknown) => {
             this.logger.warn({ err: error, group }, 'could not leave group on disconnect');
           }),
         ),
       );
     }
-    this.#joined.clear();
   }
 
   #enqueueLayerMessage(envelope: Envelope): void {
@@ -253,13 +255,13 @@ export class WebsocketConsumer {
   async groupAdd(group: string): Promise<void> {
     const layer = this.#requireLayer();
     await layer.groupAdd(group, this.channelName!);
-    this.#joined.add(group);
+    (this.#joined ??= new Set()).add(group);
   }
 
   /** Leaves a group. */
   async groupDiscard(group: string): Promise<void> {
     const layer = this.#requireLayer();
-    this.#joined.delete(group);
+    this.#joined?.delete(group);
     await layer.groupDiscard(group, this.channelName!);
   }
 
@@ -270,7 +272,7 @@ export class WebsocketConsumer {
 
   /** Groups this consumer has joined. */
   get joinedGroups(): ReadonlySet<string> {
-    return this.#joined;
+    return this.#joined ?? NO_GROUPS;
   }
 
   /**
@@ -333,6 +335,8 @@ export class WebsocketConsumer {
  * Prototypes whose methods are never handlers. Subclasses shipped with the library
  * register theirs, so that e.g. `onX` helpers of the base classes stay unreachable.
  */
+const NO_GROUPS: ReadonlySet<string> = new Set();
+
 const BASE_PROTOTYPES = new Set<object>([WebsocketConsumer.prototype, Object.prototype]);
 
 /** Consumer prototype → message type → handler (or `undefined` for none). */

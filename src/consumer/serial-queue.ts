@@ -17,7 +17,8 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 export class SerialQueue {
   #pending = 0;
-  #tail: Promise<void> = Promise.resolve();
+  // Created with the first asynchronous task: most consumers of a broadcast never have one.
+  #tail: Promise<void> | undefined;
   readonly #onError: (error: unknown) => void;
 
   constructor(onError: (error: unknown) => void) {
@@ -42,7 +43,7 @@ export class SerialQueue {
       this.#track(Promise.resolve(result));
       return;
     }
-    this.#track(this.#tail.then(task));
+    this.#track((this.#tail ?? Promise.resolve()).then(task));
   }
 
   #track(work: Promise<unknown>): void {
@@ -60,6 +61,6 @@ export class SerialQueue {
 
   /** Resolves when every task queued so far has finished. */
   idle(): Promise<void> {
-    return this.#tail;
+    return this.#tail ?? Promise.resolve();
   }
 }

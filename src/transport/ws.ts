@@ -122,6 +122,11 @@ function abortHandshake(
 
 const kConnection = Symbol('portcullis.ws.connection');
 type OwnedWebSocket = WebSocket & { [kConnection]: WsConnection };
+type OwnedSocket = Duplex & { [kConnection]: WsConnection };
+
+function onPendingSocketClose(this: Duplex): void {
+  (this as OwnedSocket)[kConnection].droppedWhilePending();
+}
 
 function onSocketMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
   (this as OwnedWebSocket)[kConnection].received(data, isBinary);
@@ -189,12 +194,14 @@ class WsConnection extends BaseConnection {
     this.#request = request;
     this.#socket = socket;
     this.#head = head;
-    socket.once('close', this.#onPendingSocketClose);
+    (socket as OwnedSocket)[kConnection] = this;
+    socket.once('close', onPendingSocketClose);
   }
 
-  readonly #onPendingSocketClose = (): void => {
+  /** @internal The client went away before the app decided. */
+  droppedWhilePending(): void {
     if (this.#ws === undefined) this.deliverClose({ code: 1006, reason: '', byServer: false });
-  };
+  }
 
   protected transportAccept(subprotocol: string | null): void {
     clearTimeout(this.handshakeTimer);
@@ -213,7 +220,7 @@ class WsConnection extends BaseConnection {
 
   #opened(ws: WebSocket): void {
     this.#ws = ws;
-    this.#socket.off('close', this.#onPendingSocketClose);
+    this.#socket.off('close', onPendingSocketClose);
     // Shared listeners that find their connection on the socket: four closures fewer
     // per connection (about 300 bytes each time 15,000 idle sockets).
     (ws as OwnedWebSocket)[kConnection] = this;
@@ -221,6 +228,11 @@ class WsConnection extends BaseConnection {
     ws.on('pong', onSocketPong);
     ws.on('error', onSocketError);
     ws.on('close', onSocketClose);
+  }
+
+  protected override onFinished(): void {
+    clearTimeout(this.handshakeTimer);
+    this.#transport.forget(this);
   }
 
   /** @internal Called by the shared `message` listener. */
@@ -396,6 +408,11 @@ export class WebSocketTransport {
     return this.#connections.size;
   }
 
+  /** @internal Drops a connection that has finished. */
+  forget(connection: WsConnection): void {
+    this.#connections.delete(connection);
+  }
+
   /** @internal Queues a connection for the end-of-turn flush. */
   scheduleFlush(connection: WsConnection): void {
     if (this.#dirty.length === 0) setImmediate(this.#flushAll);
@@ -430,10 +447,7 @@ export class WebSocketTransport {
         }
       }, this.#handshakeTimeout);
     }
-    void connection.finished.then(() => {
-      clearTimeout(connection.handshakeTimer);
-      this.#connections.delete(connection);
-    });
+
     try {
       const result = this.#app(scope, connection);
       if (result !== undefined) {

@@ -31,7 +31,7 @@ export type {
   GroupSendResult,
 } from './layers/layer.js';
 export { OutboundMessage } from './outbound.js';
-export { createScope, scopeFromRequest } from './scope.js';
+export { createScope, headerValues, scopeFromRequest } from './scope.js';
 export type { Scope, ClientAddress, CreateScopeOptions } from './scope.js';
 export { BaseConnection, stack, wrapApplication } from './application.js';
 export type {

@@ -27,8 +27,12 @@ export interface Scope {
   readonly query: URLSearchParams;
   /** Header values by lower-case name; repeated headers joined with `, `. */
   readonly headers: Readonly<Record<string, string>>;
-  /** Every header line as sent, lower-case names, duplicates kept (to detect conflicts). */
-  readonly rawHeaders: readonly (readonly [name: string, value: string])[];
+  /**
+   * Every header line as sent, flat as Node's `rawHeaders`: name, value, name, value…
+   * (names in their original case, duplicates kept, to detect conflicts). Read it with
+   * {@link headerValues}.
+   */
+  readonly rawHeaders: readonly string[];
   readonly cookies: Readonly<Record<string, string>>;
   readonly client: ClientAddress;
   /** Subprotocols the client offered, in order. The auth middleware removes bearer entries. */
@@ -86,10 +90,10 @@ function offeredSubprotocols(header: string | undefined): string[] {
  * directly.
  */
 export function createScope(options: CreateScopeOptions): Scope {
-  const rawHeaders: [string, string][] = [];
+  const rawHeaders: string[] = [];
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     const values = typeof value === 'string' ? [value] : value;
-    for (const single of values) rawHeaders.push([name.toLowerCase(), single]);
+    for (const single of values) rawHeaders.push(name, single);
   }
   return scopeFromHeaderList(
     options.path,
@@ -99,14 +103,32 @@ export function createScope(options: CreateScopeOptions): Scope {
   );
 }
 
+/**
+ * Every value of header `name` (lower case) in a flat raw header list, in order.
+ *
+ * @example
+ * ```ts
+ * headerValues(scope.rawHeaders, 'authorization'); // ['Token pcu_…'], or two entries
+ * ```
+ */
+export function headerValues(rawHeaders: readonly string[], name: string): string[] {
+  const values: string[] = [];
+  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
+    if (rawHeaders[index]!.toLowerCase() === name) values.push(rawHeaders[index + 1]!);
+  }
+  return values;
+}
+
 function scopeFromHeaderList(
   path: string,
   queryString: string,
-  rawHeaders: [string, string][],
+  rawHeaders: readonly string[],
   client: ClientAddress,
 ): Scope {
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
-  for (const [name, value] of rawHeaders) {
+  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
+    const name = rawHeaders[index]!.toLowerCase();
+    const value = rawHeaders[index + 1]!;
     // Set-Cookie never arrives on a request; RFC 9110 §5.3 allows joining the rest.
     const joiner = name === 'cookie' ? '; ' : ', ';
     headers[name] = name in headers ? `${headers[name]}${joiner}${value}` : value;
@@ -135,12 +157,8 @@ export function scopeFromRequest(request: IncomingMessage): Scope {
   const queryStart = url.indexOf('?');
   const path = queryStart === -1 ? url : url.slice(0, queryStart);
   const queryString = queryStart === -1 ? '' : url.slice(queryStart + 1);
-  const rawHeaders: [string, string][] = [];
-  const raw = request.rawHeaders;
-  for (let index = 0; index + 1 < raw.length; index += 2) {
-    rawHeaders.push([raw[index]!.toLowerCase(), raw[index + 1]!]);
-  }
-  return scopeFromHeaderList(path, queryString, rawHeaders, {
+  // Node's own array, kept as is: no per-connection copy of every header line.
+  return scopeFromHeaderList(path, queryString, request.rawHeaders, {
     address: request.socket.remoteAddress ?? '',
     port: request.socket.remotePort ?? 0,
   });

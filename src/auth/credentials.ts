@@ -4,6 +4,7 @@
  * @module
  */
 import { AuthenticationError } from '../errors.js';
+import { headerValues } from '../scope.js';
 import type { Scope } from '../scope.js';
 import type { CredentialTransport } from './user.js';
 
@@ -60,9 +61,7 @@ function decodeBearerSubprotocol(entry: string): string {
 }
 
 function headerCredential(scope: Scope): string | undefined {
-  const values = scope.rawHeaders
-    .filter(([name]) => name === 'authorization')
-    .map(([, value]) => value);
+  const values = headerValues(scope.rawHeaders, 'authorization');
   if (values.length === 0) return undefined;
   if (values.length > 1) {
     throw new AuthenticationError(

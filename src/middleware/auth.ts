@@ -154,7 +154,10 @@ interface Verified {
 /** A live authenticated connection and the credential it currently holds. */
 interface Session {
   readonly connection: Connection;
+  readonly scope: Scope;
   current: Verified;
+  /** In-band refreshes, verified one after another. */
+  refreshing: Promise<void> | undefined;
 }
 
 function describeSession(session: Session): LiveSession {
@@ -254,11 +257,31 @@ class ExpiryWheel {
  */
 class RefreshingConnection implements Connection {
   readonly #real: Connection;
-  readonly #intercept: (data: IncomingData) => boolean;
+  readonly #session: Session;
+  readonly #onAuthFrame: (session: Session, token: string) => void;
 
-  constructor(real: Connection, intercept: (data: IncomingData) => boolean) {
+  constructor(
+    real: Connection,
+    session: Session,
+    onAuthFrame: (session: Session, token: string) => void,
+  ) {
     this.#real = real;
-    this.#intercept = intercept;
+    this.#session = session;
+    this.#onAuthFrame = onAuthFrame;
+  }
+
+  /** Takes `{"type":"auth"}` frames out of the stream; true when it took this one. */
+  #intercept(data: IncomingData): boolean {
+    if (!looksLikeAuthFrame(data)) return false;
+    let frame;
+    try {
+      frame = parseJsonObject(data);
+    } catch {
+      return false;
+    }
+    if (!isAuthFrame(frame)) return false;
+    this.#onAuthFrame(this.#session, frame.token);
+    return true;
   }
 
   get id(): string {
@@ -506,50 +529,38 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     refuse(connection, CloseCode.InternalError, '');
   }
 
+  /** Verifies an in-band credential and moves the session onto it (same user only). */
+  function refresh(session: Session, token: string): void {
+    const { connection, scope } = session;
+    session.refreshing = (session.refreshing ?? Promise.resolve()).then(async () => {
+      try {
+        const next = await verify(token, 'in-band');
+        if (next.result.user.id !== session.current.result.user.id) {
+          throw new AuthenticationError(
+            'ERR_CONFLICTING_CREDENTIALS',
+            'refresh names another user',
+          );
+        }
+        if (connection.state !== 'open') return;
+        unindexSession(session);
+        session.current = next;
+        indexSession(session);
+        report('in-band', next.authenticator, 'success');
+      } catch (error) {
+        fail(connection, scope, 'in-band', error);
+      }
+    });
+  }
+
   function middleware(inner: Application): Application {
     /** Runs the inner app as the verified user, for the credential's lifetime. */
     async function enter(scope: Scope, connection: Connection, verified: Verified): Promise<void> {
-      const session: Session = { connection, current: verified };
+      const session: Session = { connection, scope, current: verified, refreshing: undefined };
       await joinedBroadcast;
       if (connection.state === 'closed') return;
       indexSession(session);
       connection.onClose(() => unindexSession(session));
       report(verified.transport, verified.authenticator, 'success');
-
-      let refreshing = Promise.resolve();
-      const refresh = (token: string): void => {
-        refreshing = refreshing.then(async () => {
-          try {
-            const next = await verify(token, 'in-band');
-            if (next.result.user.id !== session.current.result.user.id) {
-              throw new AuthenticationError(
-                'ERR_CONFLICTING_CREDENTIALS',
-                'refresh names another user',
-              );
-            }
-            if (connection.state !== 'open') return;
-            unindexSession(session);
-            session.current = next;
-            indexSession(session);
-            report('in-band', next.authenticator, 'success');
-          } catch (error) {
-            fail(connection, scope, 'in-band', error);
-          }
-        });
-      };
-      const intercept = (data: IncomingData): boolean => {
-        if (!inBandRefresh || !looksLikeAuthFrame(data)) return false;
-        let frame;
-        try {
-          frame = parseJsonObject(data);
-        } catch {
-          return false;
-        }
-        if (!isAuthFrame(frame)) return false;
-        refresh(frame.token);
-        return true;
-      };
-
       const { result } = verified;
       const auth: AuthInfo = {
         method: verified.transport,
@@ -559,7 +570,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
       };
       await inner(
         { ...scope, user: result.user, auth },
-        inBandRefresh ? new RefreshingConnection(connection, intercept) : connection,
+        inBandRefresh ? new RefreshingConnection(connection, session, refresh) : connection,
       );
     }
 

@@ -21,7 +21,7 @@ import { findCredentials, type CredentialTransportOptions } from '../auth/creden
 import { looksLikeTicket } from '../auth/tickets.js';
 import { ANONYMOUS_USER, type AuthInfo, type User } from '../auth/user.js';
 import { AuthenticationError, ServiceUnavailableError } from '../errors.js';
-import { createScope } from '../scope.js';
+import { createScope, headerValues } from '../scope.js';
 import {
   authenticationDetail,
   installErrorHandlers,
@@ -230,15 +230,6 @@ function resolveOptions(options: PortcullisRestOptions): RouteContext & { prefix
   };
 }
 
-/** Every `Authorization` line as sent: Node keeps only the first in `request.headers`. */
-function authorizationHeaders(rawHeaders: readonly string[]): string[] {
-  const values: string[] = [];
-  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
-    if (rawHeaders[index]!.toLowerCase() === 'authorization') values.push(rawHeaders[index + 1]!);
-  }
-  return values;
-}
-
 interface Verified {
   readonly result: AuthResult;
   readonly authenticator: string;
@@ -274,7 +265,8 @@ function authenticationHook(context: RouteContext) {
   return (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
     request.user = ANONYMOUS_USER;
     request.auth = null;
-    const values = authorizationHeaders(request.raw.rawHeaders);
+    // Every line as sent: Node keeps only the first Authorization in `request.headers`.
+    const values = headerValues(request.raw.rawHeaders, 'authorization');
     if (values.length === 0 || request.routeOptions.config.portcullisAuth === false) {
       done();
       return;

@@ -25,7 +25,10 @@ export interface Scope {
   /** The raw query string without `?` (may contain credentials: never log it). */
   readonly queryString: string;
   readonly query: URLSearchParams;
-  /** Header values by lower-case name; repeated headers joined with `, `. */
+  /**
+   * Header values by lower-case name; repeated headers joined with `, `. A plain object:
+   * read with `Object.hasOwn` or `?? ` on known names, not with `in`.
+   */
   readonly headers: Readonly<Record<string, string>>;
   /**
    * Every header line as sent, flat as Node's `rawHeaders`: name, value, name, value…
@@ -67,12 +70,27 @@ export interface CreateScopeOptions {
   client?: ClientAddress;
 }
 
+/**
+ * Sets an own property even for the name `__proto__`, which a plain assignment would
+ * take as a prototype change. Client-chosen names (headers, cookies) go through here.
+ */
+function setOwn(target: Record<string, string>, name: string, value: string): void {
+  if (name === '__proto__') {
+    Object.defineProperty(target, name, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else target[name] = value;
+}
+
 function cookiesFrom(header: string | undefined): Record<string, string> {
   if (header === undefined || header === '') return {};
   const parsed = parseCookieHeader(header);
   const cookies: Record<string, string> = {};
   for (const [name, value] of Object.entries(parsed)) {
-    if (value !== undefined) cookies[name] = value;
+    if (value !== undefined) setOwn(cookies, name, value);
   }
   return cookies;
 }
@@ -119,19 +137,29 @@ export function headerValues(rawHeaders: readonly string[], name: string): strin
   return values;
 }
 
+function ownHeader(headers: Record<string, string>, name: string): string | undefined {
+  return Object.hasOwn(headers, name) ? headers[name] : undefined;
+}
+
 function scopeFromHeaderList(
   path: string,
   queryString: string,
   rawHeaders: readonly string[],
   client: ClientAddress,
 ): Scope {
-  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  // A plain object, not Object.create(null): V8 keeps null-prototype objects in
+  // dictionary mode, about 350 bytes more per connection. Reads must use own keys.
+  const headers: Record<string, string> = {};
   for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
     const name = rawHeaders[index]!.toLowerCase();
     const value = rawHeaders[index + 1]!;
     // Set-Cookie never arrives on a request; RFC 9110 §5.3 allows joining the rest.
     const joiner = name === 'cookie' ? '; ' : ', ';
-    headers[name] = name in headers ? `${headers[name]}${joiner}${value}` : value;
+    setOwn(
+      headers,
+      name,
+      Object.hasOwn(headers, name) ? `${headers[name]}${joiner}${value}` : value,
+    );
   }
   return {
     type: 'websocket',
@@ -140,10 +168,10 @@ function scopeFromHeaderList(
     query: new URLSearchParams(queryString),
     headers,
     rawHeaders,
-    cookies: cookiesFrom(headers['cookie']),
+    cookies: cookiesFrom(ownHeader(headers, 'cookie')),
     client,
-    subprotocols: offeredSubprotocols(headers['sec-websocket-protocol']),
-    origin: headers['origin'] ?? null,
+    subprotocols: offeredSubprotocols(ownHeader(headers, 'sec-websocket-protocol')),
+    origin: ownHeader(headers, 'origin') ?? null,
     params: {},
     user: ANONYMOUS_USER,
     auth: null,

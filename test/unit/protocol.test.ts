@@ -80,4 +80,15 @@ describe('createScope', () => {
     assert.equal(scope.user.isAnonymous, true);
     assert.equal(scope.auth, null);
   });
+
+  it('keeps client-chosen names like __proto__ as own data, never as a prototype', () => {
+    const headers: Record<string, string> = { Cookie: '__proto__=cookie value; ok=1' };
+    Object.defineProperty(headers, '__proto__', { value: 'header value', enumerable: true });
+    const scope = createScope({ path: '/', headers });
+    assert.equal(Object.hasOwn(scope.headers, '__proto__'), true);
+    assert.equal(Object.getPrototypeOf(scope.headers), Object.prototype);
+    assert.equal(Object.getPrototypeOf(scope.cookies), Object.prototype);
+    assert.equal(Object.hasOwn(scope.cookies, '__proto__'), true);
+    assert.equal(scope.cookies['ok'], '1');
+  });
 });

@@ -96,3 +96,30 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
   });
   return { child, url, lines };
 }
+
+/**
+ * Whether constructing `className` from `modulePath` (without connecting) loads ioredis,
+ * checked in a fresh process since the test file itself may have loaded it.
+ */
+export async function constructingLoadsIoredis(
+  modulePath: string,
+  className: string,
+): Promise<boolean> {
+  const script = [
+    "import { createRequire } from 'node:module';",
+    `const { ${className} } = await import(${JSON.stringify(modulePath)});`,
+    `new ${className}();`,
+    'const cache = createRequire(import.meta.url).cache;',
+    "console.log(Object.keys(cache).some((path) => path.includes('/node_modules/ioredis/')));",
+  ].join('\n');
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await once(child, 'exit');
+  if (output.trim() !== 'true' && output.trim() !== 'false') {
+    throw new Error(`unexpected output from the probe process: ${output}`);
+  }
+  return output.trim() === 'true';
+}

@@ -19,7 +19,12 @@ import {
   type RedisPresenceStatus,
 } from '../../src/layers/redis-presence.js';
 import { eventually } from '../helpers/eventually.js';
-import { freePort, startRedisServer, stopProcess } from '../helpers/processes.js';
+import {
+  freePort,
+  startRedisServer,
+  stopProcess,
+  constructingLoadsIoredis,
+} from '../helpers/processes.js';
 import { presenceSuite, recorder } from '../helpers/presence-suite.js';
 import { isCI, serviceSuiteOptions, serviceUrl } from '../helpers/services.js';
 
@@ -125,25 +130,10 @@ describe('redis presence options', () => {
   });
 
   it('does not load ioredis until connect()', async () => {
-    // A fresh process: this test file itself imports ioredis.
-    const script = [
-      "import { createRequire } from 'node:module';",
-      "const { RedisPresence } = await import('./src/layers/redis-presence.ts');",
-      'new RedisPresence();',
-      'const cache = createRequire(import.meta.url).cache;',
-      "console.log(Object.keys(cache).some((path) => path.includes('/node_modules/ioredis/')));",
-    ].join('\n');
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', '--input-type=module', '-e', script],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+    assert.equal(
+      await constructingLoadsIoredis('./src/layers/redis-presence.ts', 'RedisPresence'),
+      false,
     );
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await once(child, 'exit');
-    assert.equal(output.trim(), 'false');
   });
 });
 

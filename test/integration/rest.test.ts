@@ -4,10 +4,7 @@
  * WebSocket on the same server that sees the same user and closes on logout.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify';
 import { SignJWT } from 'jose';
@@ -38,7 +35,8 @@ import { route, urlRouter } from '../../src/routing/url-router.js';
 import { openStore, type Store, type StoredUser } from '../../src/store/index.js';
 import { connectClient } from '../../src/testing/client.js';
 import { attachWebSocket } from '../../src/transport/ws.js';
-import { createPostgresSchema, serviceSuiteOptions, serviceUrl } from '../helpers/services.js';
+import { databaseVariants } from '../helpers/stores.js';
+import type { TestDatabase } from '../helpers/stores.js';
 
 const FAST_SCRYPT = { N: 1024, r: 8, p: 1 };
 const DAY = 24 * 60 * 60 * 1000;
@@ -46,42 +44,7 @@ const JWT_SECRET = 'a-jwt-secret-of-at-least-32-bytes-long!';
 const PASSWORD = 'correct horse battery';
 const SECRET_MESSAGE = 'connect to postgres://admin:hunter2@db failed';
 
-interface Database {
-  readonly url: string;
-  teardown(): Promise<void>;
-}
-
-interface Variant {
-  readonly name: string;
-  readonly options: { skip: string | false };
-  create(): Promise<Database>;
-  /** A URL of the same kind whose database cannot be reached. */
-  readonly unreachableUrl: string;
-}
-
-const variants: Variant[] = [
-  {
-    name: 'sqlite',
-    options: { skip: false },
-    async create() {
-      const dir = await mkdtemp(join(tmpdir(), 'portcullis-rest-'));
-      return {
-        url: `sqlite:${join(dir, 'test.db')}`,
-        teardown: () => rm(dir, { recursive: true, force: true }),
-      };
-    },
-    unreachableUrl: `sqlite:${join(tmpdir(), 'portcullis-no-such-dir', 'sub', 'x.db')}`,
-  },
-  {
-    name: 'postgres',
-    options: await serviceSuiteOptions('postgres'),
-    async create() {
-      const schema = await createPostgresSchema(await serviceUrl('postgres'));
-      return { url: schema.url, teardown: () => schema.drop() };
-    },
-    unreachableUrl: 'postgres://postgres@127.0.0.1:1/test',
-  },
-];
+const variants = databaseVariants;
 
 /** Matches a V8 stack frame (`at fn (file.ts:1:2)`) anywhere in a body. */
 const STACK_FRAME = /\bat .*:\d+:\d+/;
@@ -134,7 +97,7 @@ class WhoAmI extends JsonWebsocketConsumer {
 
 for (const variant of variants) {
   describe(`REST plugin (${variant.name})`, variant.options, () => {
-    let database: Database;
+    let database: TestDatabase;
     let store: Store;
     let clock: number;
     let tokens: TokenAuthenticator;

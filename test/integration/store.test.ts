@@ -3,12 +3,7 @@
  * per test). Time comes from a fake clock; nothing sleeps.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import Sqlite from 'better-sqlite3';
-import pg from 'pg';
 import { digestToken, generateToken } from '../../src/auth/tokens.js';
 import { generateTicket } from '../../src/auth/tickets.js';
 import { AuthenticationError, ConfigError, ServiceUnavailableError } from '../../src/errors.js';
@@ -20,71 +15,14 @@ import {
   type Store,
   type StoreOptions,
 } from '../../src/store/index.js';
-import { createPostgresSchema, serviceSuiteOptions, serviceUrl } from '../helpers/services.js';
+import { databaseVariants } from '../helpers/stores.js';
+import type { TestDatabase } from '../helpers/stores.js';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
 const FAST_SCRYPT = { N: 1024, r: 8, p: 1 };
 
-/** A database for one test: its URL, raw SQL access for assertions, and teardown. */
-interface Database {
-  readonly url: string;
-  rows(query: string): Promise<Record<string, unknown>[]>;
-  teardown(): Promise<void>;
-}
-
-interface Variant {
-  readonly name: string;
-  readonly options: { skip: string | false };
-  create(): Promise<Database>;
-  /** A URL of the same kind whose database cannot be reached. */
-  readonly unreachableUrl: string;
-}
-
-const variants: Variant[] = [
-  {
-    name: 'sqlite',
-    options: { skip: false },
-    async create() {
-      const dir = await mkdtemp(join(tmpdir(), 'portcullis-store-'));
-      const path = join(dir, 'test.db');
-      return {
-        url: `sqlite:${path}`,
-        async rows(query) {
-          const db = new Sqlite(path, { readonly: true });
-          try {
-            return db.prepare(query).all() as Record<string, unknown>[];
-          } finally {
-            db.close();
-          }
-        },
-        teardown: () => rm(dir, { recursive: true, force: true }),
-      };
-    },
-    unreachableUrl: `sqlite:${join(tmpdir(), 'portcullis-no-such-dir', 'sub', 'x.db')}`,
-  },
-  {
-    name: 'postgres',
-    options: await serviceSuiteOptions('postgres'),
-    async create() {
-      const schema = await createPostgresSchema(await serviceUrl('postgres'));
-      return {
-        url: schema.url,
-        async rows(query) {
-          const client = new pg.Client({ connectionString: schema.url });
-          await client.connect();
-          try {
-            return (await client.query<Record<string, unknown>>(query)).rows;
-          } finally {
-            await client.end();
-          }
-        },
-        teardown: () => schema.drop(),
-      };
-    },
-    unreachableUrl: 'postgres://postgres@127.0.0.1:1/test',
-  },
-];
+const variants = databaseVariants;
 
 /** Asserts that `promise` rejects with an AuthenticationError of `code`. */
 async function rejectsWith(promise: Promise<unknown>, code: AuthenticationError['code']) {
@@ -97,7 +35,7 @@ async function rejectsWith(promise: Promise<unknown>, code: AuthenticationError[
 
 for (const variant of variants) {
   describe(`store (${variant.name})`, variant.options, () => {
-    let database: Database;
+    let database: TestDatabase;
     let store: Store;
     let clock: number;
     const open = (options: StoreOptions = {}): Store =>

@@ -15,22 +15,12 @@ import {
 } from '../../src/auth/authenticators/django.js';
 import type { DjangoDatabase } from '../../src/auth/authenticators/django.js';
 import { AuthenticationError, ServiceUnavailableError } from '../../src/errors.js';
+import { fakeClock, T0 } from '../helpers/clock.js';
 
 const ctx = { transport: 'header' } as const;
 /** A Django-style SECRET_KEY (50 characters). */
 const SECRET_KEY = 'django-insecure-0123456789abcdefghijklmnopqrstuvwxyz!@#$';
-const T0 = Date.UTC(2030, 0, 1);
 const T0_S = T0 / 1000;
-
-function fakeClock(start = T0): { now: () => number; advance: (ms: number) => void } {
-  let current = start;
-  return {
-    now: () => current,
-    advance: (ms) => {
-      current += ms;
-    },
-  };
-}
 
 const drfKey = (): string => randomBytes(20).toString('hex');
 const ALICE_KEY = drfKey(); // staff, active

@@ -9,24 +9,13 @@ import { customAuthenticator } from '../../src/auth/authenticators/custom.js';
 import { jwtAuthenticator } from '../../src/auth/authenticators/jwt.js';
 import type { JwtAuthenticatorOptions } from '../../src/auth/authenticators/jwt.js';
 import { AuthenticationError, ServiceUnavailableError } from '../../src/errors.js';
+import { fakeClock, T0 } from '../helpers/clock.js';
 
 const SECRET = 'a-test-secret-that-is-at-least-32-bytes-long';
 const OTHER_SECRET = 'another-secret-that-is-at-least-32-bytes-long';
 const ctx = { transport: 'header' } as const;
 
-/** A frozen clock: 2030-01-01T00:00:00Z, in milliseconds. */
-const T0 = Date.UTC(2030, 0, 1);
 const T0_S = T0 / 1000;
-
-function fakeClock(start = T0): { now: () => number; advance: (ms: number) => void } {
-  let current = start;
-  return {
-    now: () => current,
-    advance: (ms) => {
-      current += ms;
-    },
-  };
-}
 
 async function sign(
   claims: JWTPayload,

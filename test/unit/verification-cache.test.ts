@@ -2,18 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { credentialDigest, VerificationCache } from '../../src/auth/verification-cache.js';
 import type { CachedVerification } from '../../src/auth/verification-cache.js';
-
-const T0 = Date.UTC(2030, 0, 1);
-
-function fakeClock(start = T0): { now: () => number; advance: (ms: number) => void } {
-  let current = start;
-  return {
-    now: () => current,
-    advance: (ms) => {
-      current += ms;
-    },
-  };
-}
+import { fakeClock, T0 } from '../helpers/clock.js';
 
 const meta = (
   credentialId: string | null,

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { digestToken } from './tokens.js';
 
 /** Options of {@link VerificationCache}. */
 export interface VerificationCacheOptions {
@@ -61,9 +61,7 @@ export interface CachedVerification<V> {
  * credentialDigest('abc').slice(0, 16); // 'ba7816bf8f01cfea'
  * ```
  */
-export function credentialDigest(credential: string): string {
-  return createHash('sha256').update(credential, 'utf8').digest('hex');
-}
+export const credentialDigest: (credential: string) => string = digestToken;
 
 /**
  * A bounded, least-recently-used cache of verification results, keyed by credential
@@ -82,6 +80,9 @@ export function credentialDigest(credential: string): string {
  */
 export class VerificationCache<V> {
   readonly #entries = new Map<string, CachedVerification<V>>();
+  // Indexes so that a revocation evicts in time proportional to its own entries.
+  readonly #byCredential = new Map<string, Set<string>>();
+  readonly #byUser = new Map<string, Set<string>>();
   readonly #maxEntries: number;
   readonly #maxTtlMs: number;
   readonly #now: () => number;
@@ -110,37 +111,69 @@ export class VerificationCache<V> {
 
   /** The cached value for `credential`, or `undefined` when absent or expired. */
   get(credential: string): V | undefined {
-    const key = credentialDigest(credential);
+    return this.getByDigest(credentialDigest(credential));
+  }
+
+  /** {@link get} for a caller that already holds the credential's {@link credentialDigest}. */
+  getByDigest(key: string): V | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
-    this.#entries.delete(key);
-    if (entry.expiresAt <= this.#now()) return undefined;
+    if (entry.expiresAt <= this.#now()) {
+      this.#remove(key, entry);
+      return undefined;
+    }
     // Re-inserting moves the entry to the young end of the Map's insertion order.
+    this.#entries.delete(key);
     this.#entries.set(key, entry);
     return entry.value;
   }
 
   /** Caches `value` for `credential` until the earlier of `meta.expiresAt` and `maxTtlMs`. */
   set(credential: string, value: V, meta: VerificationCacheMeta): void {
+    this.setByDigest(credentialDigest(credential), value, meta);
+  }
+
+  /** {@link set} for a caller that already holds the credential's {@link credentialDigest}. */
+  setByDigest(key: string, value: V, meta: VerificationCacheMeta): void {
     const now = this.#now();
     const expiresAt = Math.min(
       now + this.#maxTtlMs,
       meta.expiresAt === null ? Infinity : meta.expiresAt.getTime(),
     );
     if (!(expiresAt > now)) return;
-    const key = credentialDigest(credential);
-    this.#entries.delete(key);
-    this.#entries.set(key, {
+    const previous = this.#entries.get(key);
+    if (previous !== undefined) this.#remove(key, previous);
+    const entry: CachedVerification<V> = {
       value,
       credentialId: meta.credentialId,
       userId: meta.userId,
       expiresAt,
-    });
+    };
+    this.#entries.set(key, entry);
+    if (entry.credentialId !== null) addKey(this.#byCredential, entry.credentialId, key);
+    if (entry.userId !== null) addKey(this.#byUser, entry.userId, key);
     while (this.#entries.size > this.#maxEntries) {
-      const oldest = this.#entries.keys().next();
+      const oldest = this.#entries.entries().next();
       if (oldest.done === true) break;
-      this.#entries.delete(oldest.value);
+      this.#remove(oldest.value[0], oldest.value[1]);
     }
+  }
+
+  #remove(key: string, entry: CachedVerification<V>): void {
+    this.#entries.delete(key);
+    if (entry.credentialId !== null) removeKey(this.#byCredential, entry.credentialId, key);
+    if (entry.userId !== null) removeKey(this.#byUser, entry.userId, key);
+  }
+
+  #removeAll(keys: Set<string> | undefined): number {
+    let dropped = 0;
+    for (const key of [...(keys ?? [])]) {
+      const entry = this.#entries.get(key);
+      if (entry === undefined) continue;
+      this.#remove(key, entry);
+      dropped += 1;
+    }
+    return dropped;
   }
 
   /**
@@ -152,7 +185,7 @@ export class VerificationCache<V> {
     let dropped = 0;
     for (const [key, entry] of this.#entries) {
       if (where(entry)) {
-        this.#entries.delete(key);
+        this.#remove(key, entry);
         dropped += 1;
       }
     }
@@ -161,16 +194,34 @@ export class VerificationCache<V> {
 
   /** Drops the entries of one credential (its revocation). Returns how many. */
   invalidateCredential(credentialId: string): number {
-    return this.delete((entry) => entry.credentialId === credentialId);
+    return this.#removeAll(this.#byCredential.get(credentialId));
   }
 
   /** Drops the entries of every credential of one user. Returns how many. */
   invalidateUser(userId: string): number {
-    return this.delete((entry) => entry.userId === userId);
+    return this.#removeAll(this.#byUser.get(userId));
   }
 
   /** Drops every entry. */
   clear(): void {
     this.#entries.clear();
+    this.#byCredential.clear();
+    this.#byUser.clear();
   }
+}
+
+function addKey(index: Map<string, Set<string>>, id: string, key: string): void {
+  let keys = index.get(id);
+  if (keys === undefined) {
+    keys = new Set();
+    index.set(id, keys);
+  }
+  keys.add(key);
+}
+
+function removeKey(index: Map<string, Set<string>>, id: string, key: string): void {
+  const keys = index.get(id);
+  if (keys === undefined) return;
+  keys.delete(key);
+  if (keys.size === 0) index.delete(id);
 }

@@ -9,6 +9,7 @@ import type { Store } from '../../store/store.js';
 import type { AuthContext, AuthResult, Authenticator } from '../authenticator.js';
 import { looksLikeTicket, parseTicket } from '../tickets.js';
 import { digestToken, looksLikePortcullisToken, parseToken } from '../tokens.js';
+import { VerificationCache } from '../verification-cache.js';
 
 /** The part of a {@link Store} the token authenticator uses. */
 export type TokenVerifier = Pick<Store, 'verifyToken'> & Partial<Pick<Store, 'onRevoke'>>;
@@ -61,14 +62,6 @@ export interface TokenAuthenticator extends Authenticator {
   close(): void;
 }
 
-interface CacheEntry {
-  readonly result: AuthResult;
-  readonly tokenId: string;
-  readonly userId: string;
-  /** Epoch ms after which the entry must be re-verified. */
-  readonly until: number;
-}
-
 const invalidCredentials = (): AuthenticationError =>
   new AuthenticationError('ERR_INVALID_CREDENTIALS');
 
@@ -106,39 +99,20 @@ export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAut
     throw new RangeError('tokenAuthenticator: options.maxCacheEntries must be a positive integer');
   }
 
-  /** digest → entry, in least-recently-used-first order (a `Map` keeps insertion order). */
-  const entries = new Map<string, CacheEntry>();
-  const digestByToken = new Map<string, string>();
-  const digestsByUser = new Map<string, Set<string>>();
+  // `cacheTtlMs` bounds every entry: the shared cache's maximum age is exactly it.
+  const cache =
+    cacheTtlMs > 0
+      ? new VerificationCache<AuthResult>({
+          maxEntries: maxCacheEntries,
+          maxTtlMs: cacheTtlMs,
+          now,
+        })
+      : undefined;
   /** One database verification per digest at a time; concurrent handshakes share it. */
   const inflight = new Map<string, Promise<AuthResult>>();
   /** Bumped by every invalidation, so a verification that raced one is not cached. */
   let generation = 0;
   let closed = false;
-
-  function forget(digest: string): void {
-    const entry = entries.get(digest);
-    if (entry === undefined) return;
-    entries.delete(digest);
-    digestByToken.delete(entry.tokenId);
-    const digests = digestsByUser.get(entry.userId);
-    digests?.delete(digest);
-    if (digests?.size === 0) digestsByUser.delete(entry.userId);
-  }
-
-  function remember(digest: string, entry: CacheEntry): void {
-    forget(digest);
-    entries.set(digest, entry);
-    digestByToken.set(entry.tokenId, digest);
-    let digests = digestsByUser.get(entry.userId);
-    if (digests === undefined) digestsByUser.set(entry.userId, (digests = new Set()));
-    digests.add(digest);
-    while (entries.size > maxCacheEntries) {
-      const oldest = entries.keys().next();
-      if (oldest.done === true) break;
-      forget(oldest.value);
-    }
-  }
 
   async function verify(token: string, digest: string): Promise<AuthResult> {
     const startedAt = generation;
@@ -149,14 +123,11 @@ export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAut
         credentialId: verified.tokenId,
         expiresAt: verified.expiresAt,
       };
-      const at = now();
-      const until = Math.min(at + cacheTtlMs, verified.expiresAt?.getTime() ?? Infinity);
-      if (!closed && cacheTtlMs > 0 && startedAt === generation && until > at) {
-        remember(digest, {
-          result,
-          tokenId: verified.tokenId,
+      if (!closed && startedAt === generation) {
+        cache?.setByDigest(digest, result, {
+          credentialId: verified.tokenId,
           userId: verified.user.id,
-          until,
+          expiresAt: verified.expiresAt,
         });
       }
       return result;
@@ -167,13 +138,12 @@ export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAut
 
   function invalidate(tokenId: string): void {
     generation++;
-    const digest = digestByToken.get(tokenId);
-    if (digest !== undefined) forget(digest);
+    cache?.invalidateCredential(tokenId);
   }
 
   function invalidateUser(userId: string): void {
     generation++;
-    for (const digest of [...(digestsByUser.get(userId) ?? [])]) forget(digest);
+    cache?.invalidateUser(userId);
   }
 
   const unsubscribe = store.onRevoke?.((event) => {
@@ -188,16 +158,8 @@ export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAut
       // Recognised: from here on, failure is an error and never a fall-through (SPEC §3).
       if (parseToken(credential) === undefined) throw invalidCredentials();
       const digest = digestToken(credential);
-      const entry = entries.get(digest);
-      if (entry !== undefined) {
-        if (now() < entry.until) {
-          // Re-insert to mark it most recently used.
-          entries.delete(digest);
-          entries.set(digest, entry);
-          return entry.result;
-        }
-        forget(digest);
-      }
+      const cached = cache?.getByDigest(digest);
+      if (cached !== undefined) return cached;
       let pending = inflight.get(digest);
       if (pending === undefined) {
         pending = verify(credential, digest);
@@ -214,9 +176,7 @@ export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAut
       closed = true;
       unsubscribe?.();
       generation++;
-      entries.clear();
-      digestByToken.clear();
-      digestsByUser.clear();
+      cache?.clear();
     },
   };
 }

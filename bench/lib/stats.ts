@@ -23,6 +23,15 @@ export function per(numerator: number, denominator: number): number | null {
   return denominator > 0 ? numerator / denominator : null;
 }
 
+/**
+ * Memory growth per item, or `null` when there was no growth to divide: RSS moves in
+ * pages and reuses freed ones, so a few hundred sockets can leave it flat (or lower),
+ * which says nothing about their size.
+ */
+export function growthPer(growth: number, count: number): number | null {
+  return growth > 0 ? per(growth, count) : null;
+}
+
 /** Rounds to a few significant digits for the results file. */
 export function round(value: number | null, digits = 4): number | null {
   if (value === null || !Number.isFinite(value)) return null;

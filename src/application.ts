@@ -21,6 +21,9 @@ export interface CloseEvent {
   readonly byServer: boolean;
 }
 
+/** A close listener; a returned promise is awaited before the connection is finished. */
+export type CloseListener = (event: CloseEvent) => void | Promise<void>;
+
 /** Options for {@link Connection.accept}. */
 export interface AcceptOptions {
   /** The subprotocol to select; must be one the client offered. */
@@ -69,7 +72,7 @@ export interface Connection {
    * Registers a close listener. A returned promise is awaited before the connection
    * counts as finished (graceful shutdown waits for it).
    */
-  onClose(listener: (event: CloseEvent) => void | Promise<void>): () => void;
+  onClose(listener: CloseListener): () => void;
 }
 
 /**
@@ -101,6 +104,16 @@ export function wrapApplication(inner: Application, outer: Application): Applica
   return outer;
 }
 
+/**
+ * @internal A middleware's hold on a connection without wrapping it (no object or
+ * closures per socket): it sees each frame before the app (`true` takes the frame out of
+ * the stream) and hears the close before the app's listeners.
+ */
+export interface ConnectionGuard {
+  filterMessage(data: IncomingData): boolean;
+  connectionClosed(event: CloseEvent): void;
+}
+
 /** A middleware: a function from an inner app to an app. */
 export type Middleware = (inner: Application) => Application;
 
@@ -127,12 +140,16 @@ const processTag = randomBytes(4).toString('hex');
  * {@link deliverClose}.
  */
 export abstract class BaseConnection implements Connection {
-  readonly id = `${processTag}.${(++connectionCounter).toString(36)}`;
+  // The number only; the string is made when asked for (logs), not for every socket.
+  readonly #serial = ++connectionCounter;
   #state: ConnectionState = 'pending';
   #subprotocol: string | null = null;
   #messageListener: ((data: IncomingData) => void) | undefined;
-  #held: IncomingData[] = [];
-  readonly #closeListeners = new Set<(event: CloseEvent) => void | Promise<void>>();
+  // Frames that arrived before a listener: rare, so made on the first one.
+  #held: IncomingData[] | undefined;
+  // Most connections have one or two close listeners: an array, not a Set (~100 bytes).
+  #closeListeners: CloseListener[] | undefined;
+  #guard: ConnectionGuard | undefined;
   readonly #offered: readonly string[];
   // Made only when someone asks: most connections never are (about 300 bytes each).
   #finished: Promise<void> | undefined;
@@ -142,6 +159,11 @@ export abstract class BaseConnection implements Connection {
 
   constructor(offeredSubprotocols: readonly string[]) {
     this.#offered = offeredSubprotocols;
+  }
+
+  /** Unique id of this connection within the process. */
+  get id(): string {
+    return `${processTag}.${this.#serial.toString(36)}`;
   }
 
   get state(): ConnectionState {
@@ -222,17 +244,35 @@ export abstract class BaseConnection implements Connection {
 
   onMessage(listener: (data: IncomingData) => void): () => void {
     this.#messageListener = listener;
-    while (this.#held.length > 0 && this.#messageListener === listener) {
-      listener(this.#held.shift()!);
+    const held = this.#held;
+    while (held !== undefined && held.length > 0 && this.#messageListener === listener) {
+      listener(held.shift()!);
     }
     return () => {
       if (this.#messageListener === listener) this.#messageListener = undefined;
     };
   }
 
-  onClose(listener: (event: CloseEvent) => void | Promise<void>): () => void {
-    this.#closeListeners.add(listener);
-    return () => this.#closeListeners.delete(listener);
+  onClose(listener: CloseListener): () => void {
+    const listeners = this.#closeListeners;
+    // A literal on the first one: `[]` then push reserves 16 slots.
+    if (listeners === undefined) this.#closeListeners = [listener];
+    // Set semantics: one function registered twice runs once.
+    else if (!listeners.includes(listener)) listeners.push(listener);
+    return () => {
+      const index = this.#closeListeners?.indexOf(listener) ?? -1;
+      if (index !== -1) this.#closeListeners!.splice(index, 1);
+    };
+  }
+
+  /**
+   * @internal Installs the one {@link ConnectionGuard} a connection can have; false when
+   * another holds it (the caller then wraps the connection instead).
+   */
+  guard(guard: ConnectionGuard): boolean {
+    if (this.#guard !== undefined) return false;
+    this.#guard = guard;
+    return true;
   }
 
   /** How the connection ended, once it has. */
@@ -243,16 +283,18 @@ export abstract class BaseConnection implements Connection {
   /** Called by transports for every frame received. */
   protected deliverMessage(data: IncomingData): void {
     if (this.#state !== 'open' && this.#state !== 'closing') return;
+    if (this.#guard?.filterMessage(data) === true) return;
     const listener = this.#messageListener;
     if (listener !== undefined) {
       listener(data);
       return;
     }
-    if (this.#held.length >= MAX_HELD_MESSAGES) {
+    const held = (this.#held ??= []);
+    if (held.length >= MAX_HELD_MESSAGES) {
       this.close(CloseCode.TooManyRequests, 'too many requests');
       return;
     }
-    this.#held.push(data);
+    held.push(data);
   }
 
   /** Called by transports exactly once, when the connection is gone. */
@@ -260,10 +302,19 @@ export abstract class BaseConnection implements Connection {
     if (this.#closeEvent !== undefined) return;
     this.#state = 'closed';
     this.#closeEvent = event;
-    this.#held = [];
+    this.#held = undefined;
     this.#messageListener = undefined;
+    const listeners = this.#closeListeners ?? [];
+    this.#closeListeners = undefined;
+    const guard = this.#guard;
+    this.#guard = undefined;
+    try {
+      guard?.connectionClosed(event);
+    } catch {
+      // Like a close listener: it must not stop the others.
+    }
     const pending: Promise<void>[] = [];
-    for (const listener of this.#closeListeners) {
+    for (const listener of listeners) {
       try {
         const result = listener(event);
         if (result !== undefined) pending.push(result.catch(() => undefined));
@@ -271,7 +322,6 @@ export abstract class BaseConnection implements Connection {
         // A throwing close listener must not stop the others; consumers log their own errors.
       }
     }
-    this.#closeListeners.clear();
     if (pending.length === 0) this.#finish();
     else void Promise.all(pending).then(() => this.#finish());
   }

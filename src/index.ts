@@ -31,8 +31,8 @@ export type {
   GroupSendResult,
 } from './layers/layer.js';
 export { OutboundMessage } from './outbound.js';
-export { createScope, headerValues, scopeFromRequest } from './scope.js';
-export type { Scope, ClientAddress, CreateScopeOptions } from './scope.js';
+export { createScope, deriveScope, headerValues, scopeFromRequest } from './scope.js';
+export type { Scope, ScopeChanges, ClientAddress, CreateScopeOptions } from './scope.js';
 export { BaseConnection, stack, wrapApplication } from './application.js';
 export type {
   Application,

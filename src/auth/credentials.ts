@@ -107,7 +107,11 @@ export function findCredentials(
   if (transports.header) add('header', headerCredential(scope));
 
   const bearerEntries = scope.subprotocols.filter((entry) => isBearerSubprotocol(entry));
-  const subprotocols = scope.subprotocols.filter((entry) => !isBearerSubprotocol(entry));
+  // The scope's own array when nothing is removed: no copy per handshake.
+  const subprotocols =
+    bearerEntries.length === 0
+      ? scope.subprotocols
+      : scope.subprotocols.filter((entry) => !isBearerSubprotocol(entry));
   if (transports.subprotocol && bearerEntries.length > 0) {
     if (bearerEntries.length > 1) {
       throw new AuthenticationError(

@@ -81,7 +81,7 @@ function fallbackLogger(): Logger {
  */
 export class WebsocketConsumer {
   /** Groups joined before {@link connect} runs and left on disconnect. */
-  readonly groups: readonly string[] = [];
+  readonly groups: readonly string[] = NO_GROUP_NAMES;
   readonly scope: Scope;
   /** The connection; prefer the consumer's own methods. */
   protected readonly connection: Connection;
@@ -90,9 +90,10 @@ export class WebsocketConsumer {
   /** This consumer's channel on the layer, set before {@link connect} runs. */
   channelName: string | undefined;
   protected readonly logger: Logger;
-  // Created on the first join: many consumers never join a group.
-  #joined: Set<string> | undefined;
-  readonly #queue: SerialQueue;
+  // Created on the first join: many consumers never join a group. An array: a consumer
+  // is in a few groups, and a one-entry Set costs ~250 bytes a socket.
+  #joined: string[] | undefined;
+  readonly #queue: SerialQueue<WebsocketConsumer>;
   readonly #maxQueued: number;
   #detach: (() => void) | undefined;
 
@@ -102,8 +103,13 @@ export class WebsocketConsumer {
     this.layer = options.layer;
     this.logger = options.logger ?? fallbackLogger();
     this.#maxQueued = options.maxQueuedMessages ?? 1_000;
-    this.#queue = new SerialQueue((error) => this.#crashed(error));
+    this.#queue = new SerialQueue<WebsocketConsumer>(this, WebsocketConsumer.#queueFailed);
   }
+
+  // One function for every instance, instead of a closure per socket.
+  static readonly #queueFailed = (consumer: WebsocketConsumer, error: unknown): void => {
+    consumer.#crashed(error);
+  };
 
   /**
    * Makes an {@link Application} that runs one instance of this consumer per connection.
@@ -162,7 +168,7 @@ export class WebsocketConsumer {
     this.#joined = undefined;
     if (layer !== undefined && channel !== undefined && joined !== undefined) {
       await Promise.all(
-        [...joined].map((group) =>
+        joined.map((group) =>
           layer.groupDiscard(group, channel).catch((error: unknown) => {
             this.logger.warn({ err: error, group }, 'could not leave group on disconnect');
           }),
@@ -255,13 +261,17 @@ export class WebsocketConsumer {
   async groupAdd(group: string): Promise<void> {
     const layer = this.#requireLayer();
     await layer.groupAdd(group, this.channelName!);
-    (this.#joined ??= new Set()).add(group);
+    const joined = this.#joined;
+    // A literal on the first join: `[]` then push reserves 16 slots.
+    if (joined === undefined) this.#joined = [group];
+    else if (!joined.includes(group)) joined.push(group);
   }
 
   /** Leaves a group. */
   async groupDiscard(group: string): Promise<void> {
     const layer = this.#requireLayer();
-    this.#joined?.delete(group);
+    const index = this.#joined?.indexOf(group) ?? -1;
+    if (index !== -1) this.#joined!.splice(index, 1);
     await layer.groupDiscard(group, this.channelName!);
   }
 
@@ -270,9 +280,9 @@ export class WebsocketConsumer {
     return this.#requireLayer().groupSend(group, message);
   }
 
-  /** Groups this consumer has joined. */
+  /** Groups this consumer has joined (a snapshot). */
   get joinedGroups(): ReadonlySet<string> {
-    return this.#joined ?? NO_GROUPS;
+    return new Set(this.#joined);
   }
 
   /**
@@ -335,7 +345,7 @@ export class WebsocketConsumer {
  * Prototypes whose methods are never handlers. Subclasses shipped with the library
  * register theirs, so that e.g. `onX` helpers of the base classes stay unreachable.
  */
-const NO_GROUPS: ReadonlySet<string> = new Set();
+const NO_GROUP_NAMES: readonly string[] = Object.freeze([]);
 
 const BASE_PROTOTYPES = new Set<object>([WebsocketConsumer.prototype, Object.prototype]);
 

@@ -15,13 +15,16 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-export class SerialQueue {
+export class SerialQueue<Owner = unknown> {
   #pending = 0;
   // Created with the first asynchronous task: most consumers of a broadcast never have one.
   #tail: Promise<void> | undefined;
-  readonly #onError: (error: unknown) => void;
+  readonly #owner: Owner;
+  // Shared by every queue of a kind and called with the owner: no closure per consumer.
+  readonly #onError: (owner: Owner, error: unknown) => void;
 
-  constructor(onError: (error: unknown) => void) {
+  constructor(owner: Owner, onError: (owner: Owner, error: unknown) => void) {
+    this.#owner = owner;
     this.#onError = onError;
   }
 
@@ -36,7 +39,7 @@ export class SerialQueue {
       try {
         result = task();
       } catch (error) {
-        this.#onError(error);
+        this.#onError(this.#owner, error);
         return;
       }
       if (!isThenable(result)) return;
@@ -54,7 +57,7 @@ export class SerialQueue {
       },
       (error: unknown) => {
         this.#pending -= 1;
-        this.#onError(error);
+        this.#onError(this.#owner, error);
       },
     );
   }

@@ -7,8 +7,6 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Application, CloseEvent } from '../application.js';
-import { wrapApplication } from '../application.js';
 import type { AuthResultEvent } from '../middleware/auth.js';
 import type { ChannelLayer, GroupSendResult, LayerMessage } from '../layers/layer.js';
 
@@ -17,12 +15,13 @@ export interface TransportCounts {
   readonly size: number;
   readonly messagesIn: number;
   readonly messagesOut: number;
+  /** Finished connections by close code. */
+  readonly closeCodes: ReadonlyMap<number, number>;
 }
 
 /** The gateway's metrics and the hooks that feed them. */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly #closeCodes = new Map<number, number>();
   readonly #authResults: Counter<'transport' | 'outcome'>;
   readonly #groupSends: Counter<'result'>;
   readonly #layerLatency: Histogram<'operation'>;
@@ -58,7 +57,6 @@ export class GatewayMetrics {
         this.inc(messagesOut());
       },
     });
-    const closeCodes = this.#closeCodes;
     new Counter({
       name: 'portcullis_close_codes_total',
       help: 'Closed connections by close code.',
@@ -66,7 +64,7 @@ export class GatewayMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const [code, count] of closeCodes) this.inc({ code: String(code) }, count);
+        for (const [code, count] of transport().closeCodes) this.inc({ code: String(code) }, count);
       },
     });
     this.#authResults = new Counter({
@@ -114,16 +112,6 @@ export class GatewayMetrics {
   /** Counts an HTTP response. */
   httpResponse(route: string, status: number): void {
     this.#httpRequests.inc({ route, status: String(status) });
-  }
-
-  /** Middleware counting close codes (frames are counted by the transport itself). */
-  middleware(inner: Application): Application {
-    return wrapApplication(inner, (scope, connection) => {
-      connection.onClose((event: CloseEvent) => {
-        this.#closeCodes.set(event.code, (this.#closeCodes.get(event.code) ?? 0) + 1);
-      });
-      return inner(scope, connection);
-    });
   }
 
   /** Wraps a layer so group sends and their latency are measured. */

@@ -221,7 +221,7 @@ async function assemble(
   installErrorHandlers(fastify);
   // The transport needs the app, which needs the metrics, which count the transport's sockets.
   const live: { transport?: WebSocketTransport } = {};
-  const idle = { size: 0, messagesIn: 0, messagesOut: 0 };
+  const idle = { size: 0, messagesIn: 0, messagesOut: 0, closeCodes: new Map<number, number>() };
   const metrics = new GatewayMetrics(() =>
     live.transport === undefined ? idle : { size: live.transport.size, ...live.transport.stats },
   );
@@ -273,7 +273,7 @@ async function assemble(
 
   const routes = [route('/ws/chat/', multichatApp({ store, layer, presence, logger }))];
   if (config.bench) routes.push(route('/ws/bench/', benchApp({ layer, logger })));
-  const app = stack(readinessGate, (inner) => metrics.middleware(inner), auth)(urlRouter(routes));
+  const app = stack(readinessGate, auth)(urlRouter(routes));
 
   fastify.addHook('onResponse', async (request, reply) => {
     metrics.httpResponse(request.routeOptions.url ?? 'unknown', reply.statusCode);

@@ -66,8 +66,11 @@ export class MemoryChannelLayer implements ChannelLayer {
   readonly #waiters = new Map<string, ((message: LayerMessage) => void)[]>();
   /** group → channel → membership (with the receiver, so a group send needs no lookup) */
   readonly #groups = new Map<string, Map<string, Membership>>();
-  /** channel → its groups, so a detach leaves them without scanning every group */
-  readonly #channelGroups = new Map<string, Set<string>>();
+  /**
+   * channel → its groups, so a detach leaves them without scanning every group. An
+   * array: a channel is in a few groups, and a one-entry Set costs ~250 bytes a socket.
+   */
+  readonly #channelGroups = new Map<string, string[]>();
 
   #leave(group: string, channel: string): void {
     const members = this.#groups.get(group);
@@ -77,8 +80,9 @@ export class MemoryChannelLayer implements ChannelLayer {
     }
     const groups = this.#channelGroups.get(channel);
     if (groups !== undefined) {
-      groups.delete(group);
-      if (groups.size === 0) this.#channelGroups.delete(channel);
+      const index = groups.indexOf(group);
+      if (index !== -1) groups.splice(index, 1);
+      if (groups.length === 0) this.#channelGroups.delete(channel);
     }
   }
 
@@ -125,8 +129,10 @@ export class MemoryChannelLayer implements ChannelLayer {
       this.#receivers.delete(channel);
       // Only this channel's groups: walking every group of the process made a detach
       // cost O(groups), which a reconnect storm multiplies.
-      for (const group of this.#channelGroups.get(channel) ?? []) this.#leave(group, channel);
+      const groups = this.#channelGroups.get(channel);
+      if (groups === undefined) return;
       this.#channelGroups.delete(channel);
+      for (const group of groups) this.#leave(group, channel);
     };
   }
 
@@ -232,12 +238,9 @@ export class MemoryChannelLayer implements ChannelLayer {
       this.#groups.set(group, members);
     }
     members.set(channel, { joinedAt: this.#now(), receiver: this.#receivers.get(channel) });
-    let groups = this.#channelGroups.get(channel);
-    if (groups === undefined) {
-      groups = new Set();
-      this.#channelGroups.set(channel, groups);
-    }
-    groups.add(group);
+    const groups = this.#channelGroups.get(channel);
+    if (groups === undefined) this.#channelGroups.set(channel, [group]);
+    else if (!groups.includes(group)) groups.push(group);
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {

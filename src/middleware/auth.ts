@@ -10,12 +10,13 @@ import type {
   Application,
   Connection,
   CloseEvent,
+  ConnectionGuard,
   IncomingData,
   Middleware,
   AcceptOptions,
   OutgoingData,
 } from '../application.js';
-import { wrapApplication } from '../application.js';
+import { BaseConnection, wrapApplication } from '../application.js';
 import type { Authenticator, AuthResult } from '../auth/authenticator.js';
 import { authenticateWithChain } from '../auth/chain.js';
 import { findCredentials } from '../auth/credentials.js';
@@ -33,7 +34,8 @@ import { MemoryChannelLayer } from '../layers/memory.js';
 import { defaultLogger } from '../logging.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
 import { isAuthFrame, parseJsonObject } from '../protocol/messages.js';
-import type { Scope } from '../scope.js';
+import { deriveScope } from '../scope.js';
+import type { ClientAddress, Scope } from '../scope.js';
 import { originMatcher } from './origin.js';
 import type { OriginCheckOptions } from './origin.js';
 
@@ -151,13 +153,56 @@ interface Verified {
   readonly transport: CredentialTransport;
 }
 
-/** A live authenticated connection and the credential it currently holds. */
-interface Session {
+/** What every session of one middleware shares: one object, not closures per socket. */
+interface SessionOwner {
+  readonly inBandRefresh: boolean;
+  refresh(session: Session, token: string): void;
+  unindex(session: Session): void;
+}
+
+/**
+ * A live authenticated connection and the credential it currently holds. It guards its
+ * connection: takes `{"type":"auth"}` frames out for in-band refresh and leaves the
+ * indexes when the connection closes.
+ */
+class Session implements ConnectionGuard {
   readonly connection: Connection;
-  readonly scope: Scope;
+  // What failures log and count; not the whole scope (~150 bytes a socket).
+  readonly path: string;
+  readonly client: ClientAddress;
   current: Verified;
   /** In-band refreshes, verified one after another. */
-  refreshing: Promise<void> | undefined;
+  refreshing: Promise<void> | undefined = undefined;
+  /** The expiry wheel's bucket, while the session is in one. */
+  expiryBucket: number | undefined = undefined;
+  /** Whether the session is in the revocation indexes. */
+  indexed = false;
+  readonly #owner: SessionOwner;
+
+  constructor(connection: Connection, scope: Scope, current: Verified, owner: SessionOwner) {
+    this.connection = connection;
+    this.path = scope.path;
+    this.client = scope.client;
+    this.current = current;
+    this.#owner = owner;
+  }
+
+  filterMessage(data: IncomingData): boolean {
+    if (!this.#owner.inBandRefresh || !looksLikeAuthFrame(data)) return false;
+    let frame;
+    try {
+      frame = parseJsonObject(data);
+    } catch {
+      return false;
+    }
+    if (!isAuthFrame(frame)) return false;
+    this.#owner.refresh(this, frame.token);
+    return true;
+  }
+
+  connectionClosed(): void {
+    this.#owner.unindex(this);
+  }
 }
 
 function describeSession(session: Session): LiveSession {
@@ -202,7 +247,7 @@ class ExpiryWheel {
   readonly #now: () => number;
   readonly #expire: (session: Session) => void;
   readonly #buckets = new Map<number, Set<Session>>();
-  readonly #bucketOf = new Map<Session, number>();
+  #count = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(now: () => number, expire: (session: Session) => void) {
@@ -214,7 +259,8 @@ class ExpiryWheel {
     if (expiresAt === null) return;
     const bucket = Math.ceil(expiresAt.getTime() / EXPIRY_TICK);
     addTo(this.#buckets, bucket, session);
-    this.#bucketOf.set(session, bucket);
+    session.expiryBucket = bucket;
+    this.#count += 1;
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#sweep(), EXPIRY_TICK);
       this.#timer.unref();
@@ -222,11 +268,12 @@ class ExpiryWheel {
   }
 
   remove(session: Session): void {
-    const bucket = this.#bucketOf.get(session);
+    const bucket = session.expiryBucket;
     if (bucket === undefined) return;
-    this.#bucketOf.delete(session);
+    session.expiryBucket = undefined;
+    this.#count -= 1;
     removeFrom(this.#buckets, bucket, session);
-    if (this.#bucketOf.size === 0) this.stop();
+    if (this.#count === 0) this.stop();
   }
 
   #sweep(): void {
@@ -252,36 +299,17 @@ class ExpiryWheel {
 }
 
 /**
- * The connection the inner app sees: the real one, with `{"type":"auth"}` frames taken
- * out for in-band refresh.
+ * The connection the inner app sees when the real one cannot be guarded (a connection
+ * that is not a {@link BaseConnection}, or already guarded): `{"type":"auth"}` frames
+ * are taken out by the session.
  */
 class RefreshingConnection implements Connection {
   readonly #real: Connection;
   readonly #session: Session;
-  readonly #onAuthFrame: (session: Session, token: string) => void;
 
-  constructor(
-    real: Connection,
-    session: Session,
-    onAuthFrame: (session: Session, token: string) => void,
-  ) {
+  constructor(real: Connection, session: Session) {
     this.#real = real;
     this.#session = session;
-    this.#onAuthFrame = onAuthFrame;
-  }
-
-  /** Takes `{"type":"auth"}` frames out of the stream; true when it took this one. */
-  #intercept(data: IncomingData): boolean {
-    if (!looksLikeAuthFrame(data)) return false;
-    let frame;
-    try {
-      frame = parseJsonObject(data);
-    } catch {
-      return false;
-    }
-    if (!isAuthFrame(frame)) return false;
-    this.#onAuthFrame(this.#session, frame.token);
-    return true;
   }
 
   get id(): string {
@@ -307,7 +335,7 @@ class RefreshingConnection implements Connection {
   }
   onMessage(listener: (data: IncomingData) => void): () => void {
     return this.#real.onMessage((data) => {
-      if (!this.#intercept(data)) listener(data);
+      if (!this.#session.filterMessage(data)) listener(data);
     });
   }
   onClose(listener: (event: CloseEvent) => void | Promise<void>): () => void {
@@ -406,8 +434,8 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
   };
   const originAllowed = originMatcher(allowedOrigins);
   const limiter = new AddressWindowLimiter({ max: maxFailures, windowMs: failureWindow, now });
-  /** Live sessions of this process: what `recheckAll` walks. */
-  const sessions = new Map<Connection, Session>();
+  /** Live sessions of this process (every session is in `byUser`, which `recheckAll` walks). */
+  let sessionCount = 0;
   // Indexes for revocation: one broadcast per revocation reaches every process, which
   // closes its own matching sockets. No per-connection layer group: a handshake costs
   // no layer round trip and no per-connection subscription.
@@ -417,15 +445,19 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     session.connection.close(CloseCode.Unauthorized, CloseReason.TokenExpired);
   });
   const indexSession = (session: Session): void => {
+    if (session.indexed) return;
+    session.indexed = true;
     const { result } = session.current;
-    sessions.set(session.connection, session);
+    sessionCount += 1;
     addTo(byUser, result.user.id, session);
     if (result.credentialId !== null) addTo(byCredential, result.credentialId, session);
     expiries.add(session, result.expiresAt);
   };
   const unindexSession = (session: Session): void => {
+    if (!session.indexed) return;
+    session.indexed = false;
     const { result } = session.current;
-    sessions.delete(session.connection);
+    sessionCount -= 1;
     removeFrom(byUser, result.user.id, session);
     if (result.credentialId !== null) removeFrom(byCredential, result.credentialId, session);
     expiries.remove(session);
@@ -463,10 +495,10 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     });
 
   async function verify(credential: string, transport: CredentialTransport): Promise<Verified> {
-    return {
-      ...(await authenticateWithChain(authenticators, credential, { transport })),
+    const { result, authenticator } = await authenticateWithChain(authenticators, credential, {
       transport,
-    };
+    });
+    return { result, authenticator, transport };
   }
 
   async function verifyAll(credentials: readonly FoundCredential[]): Promise<Verified> {
@@ -504,7 +536,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
   /** Maps a failure to its close code; returns nothing so callers can `return fail(...)`. */
   function fail(
     connection: Connection,
-    scope: Scope,
+    scope: Pick<Scope, 'path' | 'client'>,
     transport: AuthResultEvent['transport'],
     error: unknown,
   ): void {
@@ -531,7 +563,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
 
   /** Verifies an in-band credential and moves the session onto it (same user only). */
   function refresh(session: Session, token: string): void {
-    const { connection, scope } = session;
+    const { connection } = session;
     session.refreshing = (session.refreshing ?? Promise.resolve()).then(async () => {
       try {
         const next = await verify(token, 'in-band');
@@ -547,20 +579,18 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
         indexSession(session);
         report('in-band', next.authenticator, 'success');
       } catch (error) {
-        fail(connection, scope, 'in-band', error);
+        fail(connection, session, 'in-band', error);
       }
     });
   }
 
+  const sessionOwner: SessionOwner = { inBandRefresh, refresh, unindex: unindexSession };
+
   function middleware(inner: Application): Application {
     /** Runs the inner app as the verified user, for the credential's lifetime. */
     async function enter(scope: Scope, connection: Connection, verified: Verified): Promise<void> {
-      const session: Session = { connection, scope, current: verified, refreshing: undefined };
       await joinedBroadcast;
       if (connection.state === 'closed') return;
-      indexSession(session);
-      connection.onClose(() => unindexSession(session));
-      report(verified.transport, verified.authenticator, 'success');
       const { result } = verified;
       const auth: AuthInfo = {
         method: verified.transport,
@@ -568,10 +598,17 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
         credentialId: result.credentialId,
         expiresAt: result.expiresAt,
       };
-      await inner(
-        { ...scope, user: result.user, auth },
-        inBandRefresh ? new RefreshingConnection(connection, session, refresh) : connection,
-      );
+      const userScope = deriveScope(scope, { user: result.user, auth });
+      const session = new Session(connection, userScope, verified, sessionOwner);
+      indexSession(session);
+      let appConnection = connection;
+      // A guard costs nothing per socket; other connections get a listener and a wrapper.
+      if (!(connection instanceof BaseConnection && connection.guard(session))) {
+        connection.onClose(() => unindexSession(session));
+        if (inBandRefresh) appConnection = new RefreshingConnection(connection, session);
+      }
+      report(verified.transport, verified.authenticator, 'success');
+      await inner(userScope, appConnection);
     }
 
     function awaitFirstMessage(scope: Scope, connection: Connection): void {
@@ -627,7 +664,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
         refuse(connection, CloseCode.Forbidden, CloseReason.OriginNotAllowed);
         return;
       }
-      const baseScope: Scope = { ...scope, subprotocols: found.subprotocols };
+      const baseScope = deriveScope(scope, { subprotocols: found.subprotocols });
       if (found.credentials.length === 0) {
         if (requireAuthentication && transports.firstMessage) {
           awaitFirstMessage(baseScope, connection);
@@ -654,7 +691,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
   }
 
   // A getter, defined rather than assigned: Object.assign would copy its value once.
-  Object.defineProperty(middleware, 'size', { get: () => sessions.size, enumerable: true });
+  Object.defineProperty(middleware, 'size', { get: () => sessionCount, enumerable: true });
   return Object.assign(middleware as Middleware & { readonly size: number }, {
     layer,
     revokeCredential: (credentialId: string) => broadcastCredentialRevoked(layer, credentialId),
@@ -662,7 +699,9 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     async recheckAll(): Promise<number> {
       if (recheck === undefined) return 0;
       let closed = 0;
-      for (const [connection, tracked] of [...sessions]) {
+      const live = [...byUser.values()].flatMap((found) => [...found]);
+      for (const tracked of live) {
+        const { connection } = tracked;
         const session = describeSession(tracked);
         if (session.auth.credentialId !== null) {
           for (const authenticator of authenticators) {

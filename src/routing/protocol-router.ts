@@ -4,6 +4,7 @@
  * @module
  */
 import type { Application } from '../application.js';
+import { deriveScope } from '../scope.js';
 
 /** Options of {@link protocolRouter}. */
 export interface ProtocolRouterOptions {
@@ -46,7 +47,7 @@ export function protocolRouter(
       connection.reject(400);
       return;
     }
-    await app(protocol === undefined ? scope : { ...scope, protocol }, connection);
+    await app(protocol === undefined ? scope : deriveScope(scope, { protocol }), connection);
   };
   router.match = (scope) => {
     const [, app] = pick(scope.subprotocols);

@@ -7,6 +7,7 @@ import type { Application, Connection } from '../application.js';
 import type { User } from '../auth/user.js';
 import { ServiceUnavailableError } from '../errors.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
+import { deriveScope, NO_PARAMS } from '../scope.js';
 import type { Scope } from '../scope.js';
 
 /**
@@ -115,7 +116,7 @@ function findRoute(routes: readonly Route[], scope: Scope): RouteMatch | undefin
     });
     if (!decodable) continue;
     const remainingPath = path.slice(match[0].length);
-    const innerScope = { ...scope, params, remainingPath };
+    const innerScope = deriveScope(scope, { params, remainingPath });
     if (candidate.nested && candidate.app.match !== undefined && !candidate.app.match(innerScope)) {
       continue;
     }
@@ -170,11 +171,14 @@ export function urlRouter(routes: readonly Route[]): Application {
     const path = scope.remainingPath ?? scope.path;
     let found = recent.get(path);
     if (found === undefined) {
-      found = findRoute(routes, { ...scope, params: {} }) ?? null;
+      found = findRoute(routes, deriveScope(scope, { params: NO_PARAMS })) ?? null;
+      // Shared by every connection to this path: frozen, like the scope's own parts.
+      if (found !== null) Object.freeze(found.params);
       if (recent.size >= 1_000) recent.clear();
       recent.set(path, found);
     }
     if (found === null) return undefined;
+    if (scope.params === NO_PARAMS) return found;
     return { ...found, params: { ...scope.params, ...found.params } };
   };
   const router: Application = async (scope, connection) => {
@@ -184,11 +188,10 @@ export function urlRouter(routes: readonly Route[]): Application {
       connection.reject(404);
       return;
     }
-    const innerScope: Scope = {
-      ...scope,
+    const innerScope = deriveScope(scope, {
       params: found.params,
       remainingPath: found.remainingPath,
-    };
+    });
     if (found.route.permission !== undefined) {
       if (!(await checkPermission(found.route.permission, innerScope, connection))) return;
     }

@@ -124,6 +124,10 @@ const kConnection = Symbol('portcullis.ws.connection');
 type OwnedWebSocket = WebSocket & { [kConnection]: WsConnection };
 type OwnedSocket = Duplex & { [kConnection]: WsConnection };
 
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
 function onPendingSocketClose(this: Duplex): void {
   (this as OwnedSocket)[kConnection].droppedWhilePending();
 }
@@ -174,7 +178,8 @@ class WsConnection extends BaseConnection {
   readonly #socket: Duplex;
   #head: Buffer | undefined;
   #ws: WebSocket | undefined;
-  #queue: Buffer[] = [];
+  // Frames waiting for the end-of-turn flush; no array while none wait (most of the time).
+  #queue: Buffer[] | undefined;
   #queuedBytes = 0;
   #serverClosed = false;
   /** Set by any sign of life; cleared by each heartbeat tick. */
@@ -232,7 +237,7 @@ class WsConnection extends BaseConnection {
 
   protected override onFinished(): void {
     clearTimeout(this.handshakeTimer);
-    this.#transport.forget(this);
+    this.#transport.forget(this, this.closeEvent?.code ?? 1006);
   }
 
   /** @internal Called by the shared `message` listener. */
@@ -255,7 +260,7 @@ class WsConnection extends BaseConnection {
 
   /** @internal Called by the shared `close` listener. */
   closed(code: number, reason: Buffer): void {
-    this.#queue = [];
+    this.#queue = undefined;
     this.deliverClose({ code, reason: reason.toString(), byServer: this.#serverClosed });
   }
 
@@ -284,9 +289,13 @@ class WsConnection extends BaseConnection {
       this.terminate();
       return;
     }
-    if (this.#queue.length === 0) this.#transport.scheduleFlush(this);
-    this.#queue.push(frame);
-    if (payload !== undefined) this.#queue.push(payload);
+    let queue = this.#queue;
+    if (queue === undefined) {
+      queue = this.#queue = [];
+      this.#transport.scheduleFlush(this);
+    }
+    queue.push(frame);
+    if (payload !== undefined) queue.push(payload);
     this.#queuedBytes += size;
     this.#transport.stats.messagesOut += 1;
   }
@@ -299,8 +308,8 @@ class WsConnection extends BaseConnection {
    */
   flush(shared: CoalescedWrite): void {
     const queue = this.#queue;
-    if (queue.length === 0) return;
-    this.#queue = [];
+    if (queue === undefined) return;
+    this.#queue = undefined;
     this.#queuedBytes = 0;
     const socket = this.#socket;
     if (socket.destroyed) return;
@@ -320,7 +329,7 @@ class WsConnection extends BaseConnection {
   /** Drops the TCP connection without a close handshake (dead or slow peers). */
   terminate(): void {
     this.#serverClosed = true;
-    this.#queue = [];
+    this.#queue = undefined;
     if (this.#ws !== undefined) this.#ws.terminate();
     else this.#socket.destroy();
   }
@@ -346,8 +355,11 @@ export class WebSocketTransport {
   /** @internal */ readonly server: WebSocketServer;
   /** @internal */ readonly logger: Logger;
   /** @internal */ readonly maxBufferedBytes: number;
-  /** Frames received from and queued to clients, for metrics. Plain counters: hot path. */
-  readonly stats = { messagesIn: 0, messagesOut: 0 };
+  /**
+   * Frames received from and queued to clients, and finished connections by close code,
+   * for metrics. Counted here rather than by a listener per connection: hot path.
+   */
+  readonly stats = { messagesIn: 0, messagesOut: 0, closeCodes: new Map<number, number>() };
   readonly #httpServer: Server;
   readonly #app: Application;
   readonly #handshakeTimeout: number;
@@ -409,8 +421,10 @@ export class WebSocketTransport {
   }
 
   /** @internal Drops a connection that has finished. */
-  forget(connection: WsConnection): void {
+  forget(connection: WsConnection, code: number): void {
     this.#connections.delete(connection);
+    const closeCodes = this.stats.closeCodes;
+    closeCodes.set(code, (closeCodes.get(code) ?? 0) + 1);
   }
 
   /** @internal Queues a connection for the end-of-turn flush. */
@@ -427,7 +441,7 @@ export class WebSocketTransport {
   };
 
   readonly #onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     if (this.#closing) {
       abortHandshake(socket, 503);
       return;

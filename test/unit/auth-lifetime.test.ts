@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import { pino } from 'pino';
+import type { Application, Connection } from '../../src/application.js';
 import { customAuthenticator } from '../../src/auth/authenticators/custom.js';
 import { WebsocketConsumer } from '../../src/consumer/consumer.js';
 import { MemoryChannelLayer } from '../../src/layers/memory.js';
@@ -91,6 +92,44 @@ describe('credential lifetime', () => {
       code: 4401,
       reason: 'invalid credentials',
     });
+  });
+
+  it('refreshes in-band and leaves its indexes behind a middleware that wraps the connection', async () => {
+    // A wrapper is not a BaseConnection, so auth cannot guard it: the fallback path runs.
+    const wrapping =
+      (inner: Application): Application =>
+      (scope, connection) =>
+        inner(scope, {
+          get id() {
+            return connection.id;
+          },
+          get state() {
+            return connection.state;
+          },
+          get subprotocol() {
+            return connection.subprotocol;
+          },
+          accept: (options) => connection.accept(options),
+          reject: (status, headers) => connection.reject(status, headers),
+          send: (data) => connection.send(data),
+          close: (code, reason) => connection.close(code, reason),
+          onMessage: (listener) => connection.onMessage(listener),
+          onClose: (listener) => connection.onClose(listener),
+        } satisfies Connection);
+    const communicator = new WebsocketCommunicator(wrapping(auth(Echo.asApp())), '/', {
+      headers: { authorization: 'Bearer ann:5000' },
+    });
+    assert.deepEqual(await communicator.connect(), { accepted: true, subprotocol: null });
+    assert.equal(auth.size, 1);
+    communicator.sendJson({ type: 'auth', token: 'ann:60000' });
+    communicator.sendText('after refresh');
+    assert.equal(await communicator.receiveText(), 'after refresh');
+    await new Promise((resolve) => setImmediate(resolve));
+    advance(10_000);
+    communicator.sendText('past the first expiry');
+    assert.equal(await communicator.receiveText(), 'past the first expiry');
+    await communicator.disconnect();
+    assert.equal(auth.size, 0);
   });
 
   it('closes sockets of a revoked credential or user, and counts live sessions', async () => {

@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { ProtocolError } from '../../src/errors.js';
 import { CloseCode, CloseReason, limitCloseReason } from '../../src/protocol/close-codes.js';
 import { isAuthFrame, parseJsonObject } from '../../src/protocol/messages.js';
-import { createScope, headerValues } from '../../src/scope.js';
+import { ANONYMOUS_USER } from '../../src/auth/user.js';
+import { createScope, deriveScope, headerValues } from '../../src/scope.js';
 
 describe('close codes', () => {
   it('has the codes of SPEC §5', () => {
@@ -90,5 +91,59 @@ describe('createScope', () => {
     assert.equal(Object.getPrototypeOf(scope.cookies), Object.prototype);
     assert.equal(Object.hasOwn(scope.cookies, '__proto__'), true);
     assert.equal(scope.cookies['ok'], '1');
+  });
+});
+
+describe('deriveScope', () => {
+  const user = { id: '7', username: 'ann', isStaff: false, isAnonymous: false };
+  const auth = {
+    method: 'header',
+    authenticator: 'token',
+    credentialId: '3',
+    expiresAt: null,
+  } as const;
+
+  it('applies the changes and keeps every other field, the shared state included', () => {
+    const scope = createScope({
+      path: '/ws/',
+      queryString: 'a=1',
+      headers: { Origin: 'https://a' },
+    });
+    const derived = deriveScope(scope, { user, auth, params: { room: 'x' }, protocol: 'chat' });
+    assert.equal(derived.user, user);
+    assert.equal(derived.auth, auth);
+    assert.deepEqual(derived.params, { room: 'x' });
+    assert.equal(derived.protocol, 'chat');
+    for (const key of [
+      'path',
+      'queryString',
+      'query',
+      'headers',
+      'rawHeaders',
+      'cookies',
+    ] as const) {
+      assert.equal(derived[key], scope[key], key);
+    }
+    assert.equal(derived.state, scope.state);
+    assert.equal(derived.origin, 'https://a');
+    assert.equal(scope.user, ANONYMOUS_USER, 'the original scope is not changed');
+  });
+
+  it('can set nullable and optional fields back to null or undefined', () => {
+    const scope = deriveScope(createScope({ path: '/', headers: { Origin: 'https://a' } }), {
+      auth,
+      protocol: 'chat',
+      remainingPath: 'rest/',
+    });
+    const cleared = deriveScope(scope, {
+      auth: null,
+      origin: null,
+      protocol: undefined,
+      remainingPath: undefined,
+    });
+    assert.equal(cleared.auth, null);
+    assert.equal(cleared.origin, null);
+    assert.equal(cleared.protocol, undefined);
+    assert.equal(cleared.remainingPath, undefined);
   });
 });

@@ -4,6 +4,7 @@
  * @module
  */
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { parse as parseCookieHeader } from 'cookie';
 import { ANONYMOUS_USER } from './auth/user.js';
 import type { AuthInfo, User } from './auth/user.js';
@@ -282,14 +283,48 @@ function scopeFromHeaderList(
   };
 }
 
+/**
+ * The peer of a socket, asked of the kernel (`getpeername`) on first read: most
+ * handshakes never need it (the failure limiter reads it only once some address has
+ * failed), and the call is a measurable part of a handshake.
+ */
+class SocketPeer implements ClientAddress {
+  #socket: Socket | undefined;
+  #address = '';
+  #port = 0;
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+  }
+
+  #read(): void {
+    const socket = this.#socket;
+    if (socket === undefined) return;
+    this.#socket = undefined;
+    this.#address = socket.remoteAddress ?? '';
+    this.#port = socket.remotePort ?? 0;
+  }
+
+  get address(): string {
+    this.#read();
+    return this.#address;
+  }
+
+  get port(): number {
+    this.#read();
+    return this.#port;
+  }
+
+  toJSON(): ClientAddress {
+    return { address: this.address, port: this.port };
+  }
+}
+
 /** Builds the scope of an HTTP upgrade request. */
 export function scopeFromRequest(request: IncomingMessage): Scope {
   const url = request.url ?? '/';
   const queryStart = url.indexOf('?');
   const path = queryStart === -1 ? url : url.slice(0, queryStart);
   const queryString = queryStart === -1 ? '' : url.slice(queryStart + 1);
-  return scopeFromHeaderList(path, queryString, request.rawHeaders, {
-    address: request.socket.remoteAddress ?? '',
-    port: request.socket.remotePort ?? 0,
-  });
+  return scopeFromHeaderList(path, queryString, request.rawHeaders, new SocketPeer(request.socket));
 }

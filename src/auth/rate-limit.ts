@@ -48,6 +48,11 @@ export class AddressWindowLimiter {
     return window.count > this.#max ? this.#secondsLeft(window.resetAt, now) : 0;
   }
 
+  /** True while no address has anything counted: nothing can be over the limit. */
+  get idle(): boolean {
+    return this.#max === 0 || this.#windows.size === 0;
+  }
+
   /** @returns seconds to wait when the address has used up its window, else 0. Counts nothing. */
   retryAfter(address: string): number {
     if (this.#max === 0) return 0;

@@ -541,7 +541,10 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     error: unknown,
   ): void {
     if (error instanceof AuthenticationError) {
-      limiter.hit(scope.client.address);
+      // The peer address is read lazily; once the socket is gone it is unknown (''). A
+      // client that left before its answer learnt nothing from the guess: not counted.
+      const address = scope.client.address;
+      if (address !== '') limiter.hit(address);
       report(transport, null, outcomeFor(error));
       logger.info(
         { path: scope.path, transport, code: error.code },
@@ -647,7 +650,8 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     }
 
     return wrapApplication(inner, async (scope, connection) => {
-      if (limiter.retryAfter(scope.client.address) > 0) {
+      // Idle limiter (the usual case): no need to ask the kernel for the peer address.
+      if (!limiter.idle && limiter.retryAfter(scope.client.address) > 0) {
         report('none', null, 'rate_limited');
         refuse(connection, CloseCode.TooManyRequests, CloseReason.TooManyRequests);
         return;

@@ -184,8 +184,8 @@ class WsConnection extends BaseConnection {
   #serverClosed = false;
   /** Set by any sign of life; cleared by each heartbeat tick. */
   alive = true;
-  /** Refuses the handshake if the app takes too long; cleared once it decides. */
-  handshakeTimer: NodeJS.Timeout | undefined;
+  /** When the handshake is refused if the app has not decided (ms, `Date.now()`). */
+  handshakeDeadline = 0;
 
   constructor(
     transport: WebSocketTransport,
@@ -200,7 +200,8 @@ class WsConnection extends BaseConnection {
     this.#socket = socket;
     this.#head = head;
     (socket as OwnedSocket)[kConnection] = this;
-    socket.once('close', onPendingSocketClose);
+    // on(), not once(): once() wraps the listener in a new closure per socket.
+    socket.on('close', onPendingSocketClose);
   }
 
   /** @internal The client went away before the app decided. */
@@ -209,8 +210,7 @@ class WsConnection extends BaseConnection {
   }
 
   protected transportAccept(subprotocol: string | null): void {
-    clearTimeout(this.handshakeTimer);
-    this.handshakeTimer = undefined;
+    this.#transport.decided(this);
     const request = this.#request!;
     request[kSelectedProtocol] = subprotocol;
     this.#transport.server.handleUpgrade(request, this.#socket, this.#head!, (ws) => {
@@ -236,7 +236,7 @@ class WsConnection extends BaseConnection {
   }
 
   protected override onFinished(): void {
-    clearTimeout(this.handshakeTimer);
+    this.#transport.decided(this);
     this.#transport.forget(this, this.closeEvent?.code ?? 1006);
   }
 
@@ -265,7 +265,7 @@ class WsConnection extends BaseConnection {
   }
 
   protected transportReject(status: number, headers: Readonly<Record<string, string>>): void {
-    clearTimeout(this.handshakeTimer);
+    this.#transport.decided(this);
     abortHandshake(this.#socket, status, headers);
   }
 
@@ -367,6 +367,12 @@ export class WebSocketTransport {
   readonly #heartbeat: NodeJS.Timeout | undefined;
   #dirty: WsConnection[] = [];
   #closing = false;
+  /**
+   * Handshakes the app has not decided yet, in arrival order, which is deadline order
+   * (one timeout for all): one sweep timer instead of a timer set and cleared per socket.
+   */
+  readonly #undecided = new Set<WsConnection>();
+  #deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(httpServer: Server, app: Application, options: WebSocketTransportOptions = {}) {
     const {
@@ -427,6 +433,33 @@ export class WebSocketTransport {
     closeCodes.set(code, (closeCodes.get(code) ?? 0) + 1);
   }
 
+  /** @internal The app accepted or refused the handshake, or the socket went away. */
+  decided(connection: WsConnection): void {
+    this.#undecided.delete(connection);
+  }
+
+  /** Checks deadlines ten times per timeout period (at most every second, at least every 10 ms). */
+  #startDeadlineSweep(): NodeJS.Timeout {
+    const period = Math.min(1_000, Math.max(10, Math.floor(this.#handshakeTimeout / 10)));
+    const timer = setInterval(() => {
+      const now = Date.now();
+      for (const connection of this.#undecided) {
+        if (connection.handshakeDeadline > now) break;
+        this.#undecided.delete(connection);
+        if (connection.state === 'pending') {
+          this.logger.warn({ connection: connection.id }, 'handshake timed out');
+          connection.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
+        }
+      }
+      if (this.#undecided.size === 0) {
+        clearInterval(timer);
+        this.#deadlineTimer = undefined;
+      }
+    }, period);
+    timer.unref();
+    return timer;
+  }
+
   /** @internal Queues a connection for the end-of-turn flush. */
   scheduleFlush(connection: WsConnection): void {
     if (this.#dirty.length === 0) setImmediate(this.#flushAll);
@@ -454,12 +487,9 @@ export class WebSocketTransport {
     const connection = new WsConnection(this, request, socket, head, scope);
     this.#connections.add(connection);
     if (this.#handshakeTimeout > 0) {
-      connection.handshakeTimer = setTimeout(() => {
-        if (connection.state === 'pending') {
-          this.logger.warn({ connection: connection.id, path: scope.path }, 'handshake timed out');
-          connection.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
-        }
-      }, this.#handshakeTimeout);
+      connection.handshakeDeadline = Date.now() + this.#handshakeTimeout;
+      this.#undecided.add(connection);
+      this.#deadlineTimer ??= this.#startDeadlineSweep();
     }
 
     try {
@@ -489,6 +519,7 @@ export class WebSocketTransport {
     const { timeout = 10_000 } = options;
     this.#closing = true;
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    clearInterval(this.#deadlineTimer);
     const connections = [...this.#connections];
     for (const connection of connections)
       connection.close(CloseCode.GoingAway, CloseReason.GoingAway);

@@ -5,7 +5,7 @@ import { connect as netConnect } from 'node:net';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
-import type { CloseEvent, IncomingData } from '../../src/application.js';
+import type { Application, CloseEvent, IncomingData } from '../../src/application.js';
 import { WebsocketConsumer } from '../../src/consumer/consumer.js';
 import { JsonWebsocketConsumer } from '../../src/consumer/json-consumer.js';
 import { MemoryChannelLayer } from '../../src/layers/memory.js';
@@ -101,9 +101,40 @@ describe('ws transport', () => {
       assert.equal(scope.origin, 'http://localhost:8000');
       assert.equal(scope.client.address, '127.0.0.1');
       assert.ok(scope.client.port > 0);
+      // Read lazily from the socket, but logs and JSON see plain data.
+      assert.deepEqual(JSON.parse(JSON.stringify(scope.client)), {
+        address: '127.0.0.1',
+        port: scope.client.port,
+      });
       assert.equal(scope.user.isAnonymous, true);
       await client.close();
     }));
+
+  it('closes 1013 a handshake the app leaves undecided past handshakeTimeout', async () => {
+    const undecided: Application = () => undefined;
+    const late: Application = (_scope, connection) => {
+      setTimeout(() => connection.accept(), 50);
+    };
+    const app = urlRouter([route('/ws/undecided/', undecided), route('/ws/late/', late)]);
+    const server = await listen(app, { logger: silent, handshakeTimeout: 200 });
+    try {
+      const started = Date.now();
+      const stuck = new WebSocket(`${server.url}/ws/undecided/`);
+      const decided = await connectClient(`${server.url}/ws/late/`);
+      const [code, reason] = await new Promise<[number, string]>((resolve) => {
+        stuck.on('close', (closeCode, closeReason) => resolve([closeCode, closeReason.toString()]));
+      });
+      assert.equal(code, CloseCode.TryAgainLater);
+      assert.equal(reason, 'try again later');
+      assert.ok(Date.now() - started >= 190, 'not before the deadline');
+      // The one the app accepted in time stays open past the deadline.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      assert.equal(decided.socket.readyState, WebSocket.OPEN);
+      await decided.close();
+    } finally {
+      await server.close({ timeout: 1_000 });
+    }
+  });
 
   it('refuses unknown paths at the handshake with 404', () =>
     withServer({}, async (server) => {

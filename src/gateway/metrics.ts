@@ -22,7 +22,6 @@ export interface TransportCounts {
 /** The gateway's metrics and the hooks that feed them. */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly #authResults: Counter<'transport' | 'outcome'>;
   readonly #groupSends: Counter<'result'>;
   readonly #layerLatency: Histogram<'operation'>;
   readonly #httpRequests: Counter<'route' | 'status'>;
@@ -67,11 +66,18 @@ export class GatewayMetrics {
         for (const [code, count] of transport().closeCodes) this.inc({ code: String(code) }, count);
       },
     });
-    this.#authResults = new Counter({
+    const authCounts = this.#authCounts;
+    new Counter({
       name: 'portcullis_auth_results_total',
       help: 'WebSocket authentication attempts by credential transport and outcome.',
       labelNames: ['transport', 'outcome'],
       registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [transport, outcomes] of authCounts) {
+          for (const [outcome, count] of outcomes) this.inc({ transport, outcome }, count);
+        }
+      },
     });
     this.#groupSends = new Counter({
       name: 'portcullis_group_sends_total',
@@ -94,19 +100,18 @@ export class GatewayMetrics {
     });
   }
 
-  readonly #authChildren = new Map<string, { inc(): void }>();
+  /** transport → outcome → count: plain numbers, read at scrape time. */
+  readonly #authCounts = new Map<string, Map<string, number>>();
 
   /** Feed for `authMiddleware({ onResult })`. Runs once per handshake. */
   readonly onAuthResult = (event: AuthResultEvent): void => {
-    // Labelled children are resolved once per label pair: prom-client hashes labels on
-    // every inc() otherwise, a measurable part of a handshake.
-    const key = `${event.transport}\u0000${event.outcome}`;
-    let child = this.#authChildren.get(key);
-    if (child === undefined) {
-      child = this.#authResults.labels({ transport: event.transport, outcome: event.outcome });
-      this.#authChildren.set(key, child);
+    // Not prom-client's inc(): with labels it cost ~6 µs of a ~350 µs handshake.
+    let outcomes = this.#authCounts.get(event.transport);
+    if (outcomes === undefined) {
+      outcomes = new Map();
+      this.#authCounts.set(event.transport, outcomes);
     }
-    child.inc();
+    outcomes.set(event.outcome, (outcomes.get(event.outcome) ?? 0) + 1);
   };
 
   /** Counts an HTTP response. */

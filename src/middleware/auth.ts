@@ -488,10 +488,15 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     if (typeof credentialId === 'string') closeSessions(byCredential.get(credentialId));
     if (typeof userId === 'string') closeSessions(byUser.get(userId));
   });
+  // Handshakes wait for the subscription once; after it settles they need not await.
+  let broadcastSettled = false;
   const joinedBroadcast = layer
     .groupAdd(REVOCATION_BROADCAST_GROUP, broadcastChannel)
     .catch((error: unknown) => {
       logger.warn({ err: error }, 'could not subscribe to revocation broadcasts');
+    })
+    .finally(() => {
+      broadcastSettled = true;
     });
 
   async function verify(credential: string, transport: CredentialTransport): Promise<Verified> {
@@ -501,7 +506,13 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     return { result, authenticator, transport };
   }
 
-  async function verifyAll(credentials: readonly FoundCredential[]): Promise<Verified> {
+  function verifyAll(credentials: readonly FoundCredential[]): Promise<Verified> {
+    // One credential, the usual case: nothing to compare, no extra async step.
+    if (credentials.length === 1) return verify(credentials[0]!.value, credentials[0]!.transport);
+    return verifyConsistent(credentials);
+  }
+
+  async function verifyConsistent(credentials: readonly FoundCredential[]): Promise<Verified> {
     const verified: Verified[] = [];
     for (const { value, transport } of credentials) verified.push(await verify(value, transport));
     const first = verified[0]!;
@@ -591,8 +602,11 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
 
   function middleware(inner: Application): Application {
     /** Runs the inner app as the verified user, for the credential's lifetime. */
-    async function enter(scope: Scope, connection: Connection, verified: Verified): Promise<void> {
-      await joinedBroadcast;
+    function enter(scope: Scope, connection: Connection, verified: Verified): void | Promise<void> {
+      if (!broadcastSettled) {
+        // Only the first handshakes of a process: revocations must be heard first.
+        return joinedBroadcast.then(() => enter(scope, connection, verified));
+      }
       if (connection.state === 'closed') return;
       const { result } = verified;
       const auth: AuthInfo = {
@@ -611,7 +625,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
         if (inBandRefresh) appConnection = new RefreshingConnection(connection, session);
       }
       report(verified.transport, verified.authenticator, 'success');
-      await inner(userScope, appConnection);
+      return inner(userScope, appConnection);
     }
 
     function awaitFirstMessage(scope: Scope, connection: Connection): void {

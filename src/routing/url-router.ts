@@ -181,21 +181,23 @@ export function urlRouter(routes: readonly Route[]): Application {
     if (scope.params === NO_PARAMS) return found;
     return { ...found, params: { ...scope.params, ...found.params } };
   };
-  const router: Application = async (scope, connection) => {
+  // Not an async function: a route without a permission check adds no promise.
+  const router: Application = (scope, connection) => {
     const found = lookup(scope);
     if (found === undefined) {
       // Reached only when an outer middleware bypassed match(): refuse like an unknown path.
       connection.reject(404);
-      return;
+      return undefined;
     }
     const innerScope = deriveScope(scope, {
       params: found.params,
       remainingPath: found.remainingPath,
     });
-    if (found.route.permission !== undefined) {
-      if (!(await checkPermission(found.route.permission, innerScope, connection))) return;
-    }
-    await found.route.app(innerScope, connection);
+    const { permission, app } = found.route;
+    if (permission === undefined) return app(innerScope, connection);
+    return checkPermission(permission, innerScope, connection).then((allowed) =>
+      allowed ? app(innerScope, connection) : undefined,
+    );
   };
   router.match = (scope) => lookup(scope) !== undefined;
   Object.defineProperty(router, kRouter, { value: true });

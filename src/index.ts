@@ -23,7 +23,7 @@ export type { PortcullisErrorCode } from './errors.js';
 export { ANONYMOUS_USER } from './auth/user.js';
 export type { User, AuthInfo, CredentialTransport } from './auth/user.js';
 export type { Authenticator, AuthResult, AuthContext } from './auth/authenticator.js';
-export { Envelope, isValidName, assertValidName } from './layers/layer.js';
+export { Envelope, groupSendAll, isValidName, assertValidName } from './layers/layer.js';
 export type {
   ChannelLayer,
   LayerMessage,

@@ -14,6 +14,11 @@ export class OutboundMessage {
   readonly binary: boolean;
   /** Transport-private encodings, keyed by a symbol each transport owns. */
   readonly cache = new Map<symbol, unknown>();
+  /**
+   * @internal The `ws` transport's frame: a field rather than a {@link cache} entry,
+   * because it is read once per member of every broadcast.
+   */
+  wsFrame: Buffer | undefined = undefined;
 
   constructor(data: string | Uint8Array) {
     this.data = data;

@@ -96,6 +96,8 @@ export class WebsocketConsumer {
   readonly #queue: SerialQueue<WebsocketConsumer>;
   readonly #maxQueued: number;
   #detach: (() => void) | undefined;
+  /** No `onWebsocketSend` handler: broadcasts go straight to the socket (asked once). */
+  #forwardsSends: boolean | undefined;
 
   constructor(scope: Scope, connection: Connection, options: ConsumerOptions = {}) {
     this.scope = scope;
@@ -183,7 +185,7 @@ export class WebsocketConsumer {
     if (
       this.#queue.pending === 0 &&
       envelope.message.type === 'websocket.send' &&
-      this.#findHandler('websocket.send') === undefined
+      (this.#forwardsSends ??= this.#findHandler('websocket.send') === undefined)
     ) {
       const outbound = envelope.outbound;
       if (outbound !== undefined && this.connection.state === 'open')

@@ -8,6 +8,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuthResultEvent } from '../middleware/auth.js';
+import { groupSendAll } from '../layers/layer.js';
 import type { ChannelLayer, GroupSendResult, LayerMessage } from '../layers/layer.js';
 
 /** What the transport counts, read at scrape time. */
@@ -129,6 +130,16 @@ export class GatewayMetrics {
         stop();
       }
     };
+    const countedSend = async (send: () => Promise<GroupSendResult>): Promise<GroupSendResult> => {
+      try {
+        const result = await timed('group_send', send);
+        this.#groupSends.inc({ result: result.dropped > 0 ? 'partial' : 'ok' });
+        return result;
+      } catch (error) {
+        this.#groupSends.inc({ result: 'failed' });
+        throw error;
+      }
+    };
     return {
       newChannel: (prefix) => layer.newChannel(prefix),
       attach: (channel, receiver) => layer.attach(channel, receiver),
@@ -137,16 +148,10 @@ export class GatewayMetrics {
       // Membership changes run per join and leave, not per message: left untimed.
       groupAdd: (group, channel) => layer.groupAdd(group, channel),
       groupDiscard: (group, channel) => layer.groupDiscard(group, channel),
-      groupSend: async (group: string, message: LayerMessage): Promise<GroupSendResult> => {
-        try {
-          const result = await timed('group_send', () => layer.groupSend(group, message));
-          this.#groupSends.inc({ result: result.dropped > 0 ? 'partial' : 'ok' });
-          return result;
-        } catch (error) {
-          this.#groupSends.inc({ result: 'failed' });
-          throw error;
-        }
-      },
+      groupSend: (group: string, message: LayerMessage) =>
+        countedSend(() => layer.groupSend(group, message)),
+      groupSendMany: (group: string, messages: readonly LayerMessage[]) =>
+        countedSend(() => groupSendAll(layer, group, messages)),
       ping: () => layer.ping(),
       close: () => layer.close(),
     };

@@ -17,7 +17,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { constantTimeEqual } from '../auth/tokens.js';
 import { stack } from '../application.js';
 import type { Application } from '../application.js';
-import { isValidName } from '../layers/layer.js';
+import { groupSendAll, isValidName } from '../layers/layer.js';
 import type { ChannelLayer } from '../layers/layer.js';
 import { MemoryChannelLayer } from '../layers/memory.js';
 import { MemoryPresence } from '../layers/presence.js';
@@ -331,14 +331,12 @@ async function assemble(
       errors['message'] = ['This field is required.'];
     }
     if (Object.keys(errors).length > 0) return reply.code(400).send(errors);
-    let delivered = 0;
-    for (const message of messages) {
-      const result = await layer.groupSend(group as string, {
-        type: 'websocket.send',
-        json: message,
-      });
-      delivered += result.delivered;
-    }
+    // One send for the whole batch: the layer reaches each member once with all of it.
+    const { delivered } = await groupSendAll(
+      layer,
+      group as string,
+      messages.map((message) => ({ type: 'websocket.send', json: message })),
+    );
     return reply.code(202).send({ published: messages.length, delivered });
   });
 

@@ -63,7 +63,6 @@ export interface TransportCloseOptions {
   timeout?: number;
 }
 
-const kFrame = Symbol('portcullis.ws.frame');
 const kSelectedProtocol = Symbol('portcullis.ws.selectedProtocol');
 
 type UpgradeRequest = IncomingMessage & { [kSelectedProtocol]?: string | null };
@@ -93,12 +92,7 @@ function buildFrame(data: string | Uint8Array, binary: boolean): Buffer[] {
 }
 
 function sharedFrame(message: OutboundMessage): Buffer {
-  let frame = message.cache.get(kFrame) as Buffer | undefined;
-  if (frame === undefined) {
-    frame = Buffer.concat(buildFrame(message.data, message.binary));
-    message.cache.set(kFrame, frame);
-  }
-  return frame;
+  return (message.wsFrame ??= Buffer.concat(buildFrame(message.data, message.binary)));
 }
 
 function abortHandshake(
@@ -180,6 +174,7 @@ class WsConnection extends BaseConnection {
   #ws: WebSocket | undefined;
   // Frames waiting for the end-of-turn flush; no array while none wait (most of the time).
   #queue: Buffer[] | undefined;
+  /** While frames are queued: what the socket held at the turn's first frame, plus them. */
   #queuedBytes = 0;
   #serverClosed = false;
   /** Set by any sign of life; cleared by each heartbeat tick. */
@@ -281,7 +276,10 @@ class WsConnection extends BaseConnection {
 
   #enqueue(frame: Buffer, payload?: Buffer): void {
     const size = frame.length + (payload?.length ?? 0);
-    if (this.#socket.writableLength + this.#queuedBytes + size > this.#transport.maxBufferedBytes) {
+    let queue = this.#queue;
+    // What the socket still holds cannot change before the flush: read it once per turn.
+    const pending = queue === undefined ? this.#socket.writableLength : this.#queuedBytes;
+    if (pending + size > this.#transport.maxBufferedBytes) {
       this.#transport.logger.warn(
         { connection: this.id },
         'slow client: outbound buffer full, disconnecting',
@@ -289,14 +287,13 @@ class WsConnection extends BaseConnection {
       this.terminate();
       return;
     }
-    let queue = this.#queue;
     if (queue === undefined) {
       queue = this.#queue = [];
       this.#transport.scheduleFlush(this);
     }
     queue.push(frame);
     if (payload !== undefined) queue.push(payload);
-    this.#queuedBytes += size;
+    this.#queuedBytes = pending + size;
     this.#transport.stats.messagesOut += 1;
   }
 

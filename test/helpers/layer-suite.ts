@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ChannelFullError, InvalidChannelNameError } from '../../src/errors.js';
+import { groupSendAll } from '../../src/layers/layer.js';
 import type { ChannelLayer, Envelope, LayerMessage } from '../../src/layers/layer.js';
 import { eventually } from './eventually.js';
 
@@ -112,6 +113,35 @@ export function layerSuite(name: string, factory: LayerFactory): void {
           assert.deepEqual(member.received, [{ type: 'chat.message', text: 'hi' }]);
         assert.equal(members[0]!.envelopes[0], members[1]!.envelopes[0]);
         assert.equal(members[1]!.envelopes[0], members[2]!.envelopes[0]);
+      }),
+    );
+
+    it(
+      'sends a batch in order to every member, a full one skipped, through groupSendAll',
+      withLayer(2, async (layer) => {
+        const members = [collector(), collector()];
+        for (const member of members) {
+          const channel = layer.newChannel();
+          layer.attach(channel, member.receiver);
+          await layer.groupAdd('batch', channel);
+        }
+        const queued = layer.newChannel();
+        await layer.groupAdd('batch', queued);
+        const batch = [1, 2, 3].map((n) => ({ type: 'websocket.send', text: `m${n}` }));
+        const result = await groupSendAll(layer, 'batch', batch);
+        await eventually(() => members.every((member) => member.received.length === 3));
+        for (const member of members) assert.deepEqual(member.received, batch);
+        // Two members got all three here; the queued one takes two and drops one where
+        // the layer counts per process (memory), or the layer counts publishes (Redis).
+        assert.ok(result.delivered >= 3, `delivered ${result.delivered}`);
+        assert.deepEqual(await layer.receive(queued), batch[0]);
+        // A bad message fails the batch before anything is sent.
+        await assert.rejects(
+          groupSendAll(layer, 'batch', [batch[0]!, { text: 'no type' } as unknown as LayerMessage]),
+          TypeError,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        for (const member of members) assert.equal(member.received.length, 3);
       }),
     );
 

@@ -127,6 +127,40 @@ function setOwn(target: Record<string, string>, name: string, value: string): vo
  */
 export const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 const NO_COOKIES: Readonly<Record<string, string>> = Object.freeze({});
+
+/** Query parameters that refuse changes: one instance serves every empty query string. */
+class FrozenSearchParams extends URLSearchParams {
+  #sealed = false;
+
+  constructor() {
+    super();
+    this.#sealed = true;
+  }
+
+  #refuse(): never {
+    throw new TypeError('scope.query is read-only');
+  }
+
+  override append(name: string, value: string): void {
+    if (this.#sealed) this.#refuse();
+    super.append(name, value);
+  }
+  override set(name: string, value: string): void {
+    if (this.#sealed) this.#refuse();
+    super.set(name, value);
+  }
+  override delete(name: string, value?: string): void {
+    if (this.#sealed) this.#refuse();
+    super.delete(name, value);
+  }
+  override sort(): void {
+    if (this.#sealed) this.#refuse();
+    super.sort();
+  }
+}
+
+// Most sockets send no query string: no URLSearchParams (~100 bytes) each.
+const NO_QUERY: URLSearchParams = new FrozenSearchParams();
 const NO_SUBPROTOCOLS: readonly string[] = Object.freeze([]);
 
 function cookiesFrom(header: string | undefined): Readonly<Record<string, string>> {
@@ -266,7 +300,7 @@ function scopeFromHeaderList(
     type: 'websocket',
     path: sharedStrings.intern(path),
     queryString,
-    query: new URLSearchParams(queryString),
+    query: queryString === '' ? NO_QUERY : new URLSearchParams(queryString),
     headers,
     rawHeaders,
     cookies: cookiesFrom(ownHeader(headers, 'cookie')),

@@ -51,15 +51,20 @@ export class SerialQueue<Owner = unknown> {
 
   #track(work: Promise<unknown>): void {
     this.#pending += 1;
-    this.#tail = work.then(
-      () => {
-        this.#pending -= 1;
-      },
+    const tail: Promise<void> = work.then(
+      () => this.#settled(tail),
       (error: unknown) => {
-        this.#pending -= 1;
+        this.#settled(tail);
         this.#onError(this.#owner, error);
       },
     );
+    this.#tail = tail;
+  }
+
+  #settled(tail: Promise<void>): void {
+    this.#pending -= 1;
+    // Idle again: drop the settled promise instead of keeping it for the socket's life.
+    if (this.#pending === 0 && this.#tail === tail) this.#tail = undefined;
   }
 
   /** Resolves when every task queued so far has finished. */

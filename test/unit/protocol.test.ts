@@ -94,6 +94,32 @@ describe('createScope', () => {
   });
 });
 
+describe('scope.query', () => {
+  it('is one shared, read-only instance when there is no query string', () => {
+    const first = createScope({ path: '/' });
+    const second = createScope({ path: '/' });
+    assert.equal(first.query, second.query);
+    assert.equal(first.query.get('token'), null);
+    assert.equal([...first.query].length, 0);
+    for (const change of [
+      () => first.query.append('a', '1'),
+      () => first.query.set('a', '1'),
+      () => first.query.delete('a'),
+      () => first.query.sort(),
+    ]) {
+      assert.throws(change, TypeError);
+    }
+    assert.equal(second.query.size, 0);
+  });
+
+  it('is parsed per scope when there is one', () => {
+    const scope = createScope({ path: '/', queryString: 'a=1&a=2&b=x%20y' });
+    assert.deepEqual(scope.query.getAll('a'), ['1', '2']);
+    assert.equal(scope.query.get('b'), 'x y');
+    assert.notEqual(scope.query, createScope({ path: '/', queryString: 'a=1' }).query);
+  });
+});
+
 describe('deriveScope', () => {
   const user = { id: '7', username: 'ann', isStaff: false, isAnonymous: false };
   const auth = {

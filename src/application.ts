@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { CloseCode } from './protocol/close-codes.js';
 import { isBearerSubprotocol } from './protocol/subprotocol.js';
-import type { OutboundMessage } from './outbound.js';
+import type { OutboundBatch, OutboundMessage } from './outbound.js';
 import type { Scope } from './scope.js';
 
 /** Lifecycle of a connection: `pending` until the app accepts or refuses the handshake. */
@@ -34,7 +34,7 @@ export interface AcceptOptions {
 export type IncomingData = string | Uint8Array;
 
 /** Something that can be sent to a client. */
-export type OutgoingData = string | Uint8Array | OutboundMessage;
+export type OutgoingData = string | Uint8Array | OutboundMessage | OutboundBatch;
 
 /**
  * A WebSocket connection as apps see it. Transport-agnostic: the `ws` adapter and the

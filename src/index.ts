@@ -23,14 +23,22 @@ export type { PortcullisErrorCode } from './errors.js';
 export { ANONYMOUS_USER } from './auth/user.js';
 export type { User, AuthInfo, CredentialTransport } from './auth/user.js';
 export type { Authenticator, AuthResult, AuthContext } from './auth/authenticator.js';
-export { Envelope, groupSendAll, isValidName, assertValidName } from './layers/layer.js';
+export {
+  Envelope,
+  EnvelopeBatch,
+  groupSendAll,
+  isValidName,
+  assertValidName,
+} from './layers/layer.js';
 export type {
+  AttachOptions,
+  BatchChannelReceiver,
   ChannelLayer,
   LayerMessage,
   ChannelReceiver,
   GroupSendResult,
 } from './layers/layer.js';
-export { OutboundMessage } from './outbound.js';
+export { OutboundBatch, OutboundMessage } from './outbound.js';
 export { createScope, deriveScope, headerValues, scopeFromRequest } from './scope.js';
 export type { Scope, ScopeChanges, ClientAddress, CreateScopeOptions } from './scope.js';
 export { BaseConnection, stack, wrapApplication } from './application.js';

@@ -25,3 +25,18 @@ export class OutboundMessage {
     this.binary = typeof data !== 'string';
   }
 }
+
+/**
+ * Several shared messages that go to each connection together, in order, as separate
+ * frames (a published batch): a transport frames the whole batch once for every
+ * connection, and queues it to each as one piece.
+ */
+export class OutboundBatch {
+  readonly messages: readonly OutboundMessage[];
+  /** @internal The `ws` transport's frames of every message, concatenated. */
+  wsFrame: Buffer | undefined = undefined;
+
+  constructor(messages: readonly OutboundMessage[]) {
+    this.messages = messages;
+  }
+}

@@ -13,6 +13,7 @@ import type {
   OutgoingData,
 } from '../application.js';
 import { ServiceUnavailableError } from '../errors.js';
+import { EnvelopeBatch } from '../layers/layer.js';
 import type { Envelope, ChannelLayer, GroupSendResult, LayerMessage } from '../layers/layer.js';
 import { defaultLogger } from '../logging.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
@@ -135,8 +136,10 @@ export class WebsocketConsumer {
     connection.onClose((event) => this.#stop(event));
     if (layer !== undefined) {
       this.channelName = layer.newChannel();
-      this.#detach = layer.attach(this.channelName, (envelope) =>
-        this.#enqueueLayerMessage(envelope),
+      this.#detach = layer.attach(
+        this.channelName,
+        (delivery: Envelope | EnvelopeBatch) => this.#receiveLayer(delivery),
+        { batches: true },
       );
     }
     this.#queue.run(async () => {
@@ -177,6 +180,26 @@ export class WebsocketConsumer {
         ),
       );
     }
+  }
+
+  #receiveLayer(delivery: Envelope | EnvelopeBatch): void {
+    if (!(delivery instanceof EnvelopeBatch)) {
+      this.#enqueueLayerMessage(delivery);
+      return;
+    }
+    // A published batch to an idle consumer that forwards websocket.send: the whole
+    // batch goes to the socket as one shared piece, framed once for every member.
+    if (
+      this.#queue.pending === 0 &&
+      (this.#forwardsSends ??= this.#findHandler('websocket.send') === undefined)
+    ) {
+      const outbound = delivery.outbound;
+      if (outbound !== undefined) {
+        if (this.connection.state === 'open') this.connection.send(outbound);
+        return;
+      }
+    }
+    for (const envelope of delivery.envelopes) this.#enqueueLayerMessage(envelope);
   }
 
   #enqueueLayerMessage(envelope: Envelope): void {

@@ -4,7 +4,7 @@
  * @module
  */
 import { InvalidChannelNameError } from '../errors.js';
-import { OutboundMessage } from '../outbound.js';
+import { OutboundBatch, OutboundMessage } from '../outbound.js';
 
 /** A message carried by a channel layer: a JSON-serialisable object with a `type`. */
 export interface LayerMessage {
@@ -50,8 +50,52 @@ export class Envelope {
   }
 }
 
+/**
+ * Envelopes of one batch send handed to a member at once, to receivers attached with
+ * `{ batches: true }`. The same object goes to every member, like an envelope.
+ */
+export class EnvelopeBatch {
+  readonly envelopes: readonly Envelope[];
+  #outbound: OutboundBatch | null | undefined;
+
+  constructor(envelopes: readonly Envelope[]) {
+    this.envelopes = envelopes;
+  }
+
+  /**
+   * When every envelope is a `websocket.send` with a payload: their payloads as one
+   * {@link OutboundBatch} shared by every member that forwards them; else `undefined`.
+   */
+  get outbound(): OutboundBatch | undefined {
+    if (this.#outbound === undefined) {
+      const messages: OutboundMessage[] = [];
+      for (const envelope of this.envelopes) {
+        const outbound = envelope.message.type === 'websocket.send' ? envelope.outbound : undefined;
+        if (outbound === undefined) break;
+        messages.push(outbound);
+      }
+      this.#outbound =
+        messages.length === this.envelopes.length ? new OutboundBatch(messages) : null;
+    }
+    return this.#outbound ?? undefined;
+  }
+}
+
 /** Receives messages sent to a channel owned by this process. */
 export type ChannelReceiver = (envelope: Envelope) => void;
+
+/** A receiver that also takes whole batches: attach it with `{ batches: true }`. */
+export type BatchChannelReceiver = (delivery: Envelope | EnvelopeBatch) => void;
+
+/** Options of {@link ChannelLayer.attach}. */
+export interface AttachOptions {
+  /**
+   * The receiver also accepts an {@link EnvelopeBatch} for a batch send (one call per
+   * member instead of one per message). Layers without batches ignore it.
+   * @default false
+   */
+  readonly batches?: boolean;
+}
 
 /** Outcome of a group send, for metrics and the publish API. */
 export interface GroupSendResult {
@@ -74,7 +118,7 @@ export interface ChannelLayer {
    * Pushes every message for `channel` to `receiver` until the returned function is
    * called, which also removes the channel from every group it is in.
    */
-  attach(channel: string, receiver: ChannelReceiver): () => void;
+  attach(channel: string, receiver: ChannelReceiver, options?: AttachOptions): () => void;
   /** Sends to one channel. @throws {@link ChannelFullError} when its queue is full. */
   send(channel: string, message: LayerMessage): Promise<void>;
   /** Waits for the next message on a channel that has no receiver attached. */

@@ -5,8 +5,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ChannelFullError } from '../errors.js';
-import { assertLayerMessage, assertValidName, Envelope } from './layer.js';
-import type { ChannelLayer, ChannelReceiver, GroupSendResult, LayerMessage } from './layer.js';
+import { assertLayerMessage, assertValidName, Envelope, EnvelopeBatch } from './layer.js';
+import type {
+  AttachOptions,
+  BatchChannelReceiver,
+  ChannelLayer,
+  ChannelReceiver,
+  GroupSendResult,
+  LayerMessage,
+} from './layer.js';
 
 /** Options of {@link MemoryChannelLayer}. */
 export interface MemoryChannelLayerOptions {
@@ -29,6 +36,8 @@ interface Membership {
   joinedAt: number;
   /** The channel's receiver when attached; kept in step by attach and detach. */
   receiver: ChannelReceiver | undefined;
+  /** Whether that receiver takes whole batches. */
+  batches: boolean;
 }
 
 interface QueuedMessage {
@@ -63,6 +72,8 @@ export class MemoryChannelLayer implements ChannelLayer {
   readonly #prefix = randomBytes(6).toString('hex');
   #counter = 0;
   readonly #receivers = new Map<string, ChannelReceiver>();
+  /** Receivers attached with `{ batches: true }`. */
+  readonly #batchReceivers = new WeakSet<ChannelReceiver>();
   readonly #queues = new Map<string, QueuedMessage[]>();
   readonly #waiters = new Map<string, ((message: LayerMessage) => void)[]>();
   /** group → channel → membership (with the receiver, so a group send needs no lookup) */
@@ -115,14 +126,19 @@ export class MemoryChannelLayer implements ChannelLayer {
     return name;
   }
 
-  attach(channel: string, receiver: ChannelReceiver): () => void {
+  attach(channel: string, receiver: ChannelReceiver, options: AttachOptions = {}): () => void {
     assertValidName('channel', channel);
     if (this.#receivers.has(channel))
       throw new TypeError(`Channel ${channel} already has a receiver`);
     this.#receivers.set(channel, receiver);
+    const batches = options.batches === true;
+    if (batches) this.#batchReceivers.add(receiver);
     for (const group of this.#channelGroups.get(channel) ?? []) {
       const membership = this.#groups.get(group)?.get(channel);
-      if (membership !== undefined) membership.receiver = receiver;
+      if (membership !== undefined) {
+        membership.receiver = receiver;
+        membership.batches = batches;
+      }
     }
     for (const queued of this.#takeQueue(channel)) this.#hand(receiver, new Envelope(queued));
     return () => {
@@ -238,10 +254,12 @@ export class MemoryChannelLayer implements ChannelLayer {
       members = new Map();
       this.#groups.set(group, members);
     }
+    const receiver = this.#receivers.get(channel);
     members.set(channel, {
       channel,
       joinedAt: this.#now(),
-      receiver: this.#receivers.get(channel),
+      receiver,
+      batches: receiver !== undefined && this.#batchReceivers.has(receiver),
     });
     const groups = this.#channelGroups.get(channel);
     if (groups === undefined) this.#channelGroups.set(channel, [group]);
@@ -265,6 +283,8 @@ export class MemoryChannelLayer implements ChannelLayer {
     const members = this.#groups.get(group);
     if (members === undefined || messages.length === 0) return { delivered: 0, dropped: 0 };
     const envelopes = messages.map((message) => new Envelope(message));
+    // One batch object for all members, so what it derives (the frames) is made once.
+    const batch = envelopes.length > 1 ? new EnvelopeBatch(envelopes) : undefined;
     const expiredBefore = this.#groupExpiry > 0 ? this.#now() - this.#groupExpiry : -Infinity;
     let delivered = 0;
     let handed = 0;
@@ -275,6 +295,15 @@ export class MemoryChannelLayer implements ChannelLayer {
     for (const membership of members.values()) {
       if (membership.joinedAt <= expiredBefore) {
         this.#leave(group, membership.channel);
+        continue;
+      }
+      if (batch !== undefined && membership.batches && membership.receiver !== undefined) {
+        try {
+          (membership.receiver as BatchChannelReceiver)(batch);
+        } catch {
+          // As below: a consumer catches its own errors.
+        }
+        handed += envelopes.length;
         continue;
       }
       for (const envelope of envelopes) {

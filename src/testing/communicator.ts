@@ -5,7 +5,7 @@
  */
 import { BaseConnection } from '../application.js';
 import type { Application, OutgoingData } from '../application.js';
-import { OutboundMessage } from '../outbound.js';
+import { OutboundBatch, OutboundMessage } from '../outbound.js';
 import { createScope } from '../scope.js';
 import { Waiters } from './waiters.js';
 import type { ClientAddress, Scope } from '../scope.js';
@@ -61,8 +61,12 @@ class CommunicatorConnection extends BaseConnection {
   }
 
   protected transportSend(data: OutgoingData): void {
-    const payload = data instanceof OutboundMessage ? data.data : data;
-    this.outputs.push({ type: 'send', data: payload });
+    // A batch is its messages, one frame each, as a real transport sends it.
+    const messages = data instanceof OutboundBatch ? data.messages : [data];
+    for (const message of messages) {
+      const payload = message instanceof OutboundMessage ? message.data : message;
+      this.outputs.push({ type: 'send', data: payload });
+    }
     this.#notify();
   }
 

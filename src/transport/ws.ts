@@ -16,7 +16,7 @@ import type { WebSocket } from 'ws';
 import { BaseConnection } from '../application.js';
 import type { Application, OutgoingData } from '../application.js';
 import { defaultLogger } from '../logging.js';
-import { OutboundMessage } from '../outbound.js';
+import { OutboundBatch, OutboundMessage } from '../outbound.js';
 import { CloseCode, CloseReason, limitCloseReason } from '../protocol/close-codes.js';
 import { scopeFromRequest } from '../scope.js';
 import type { Scope } from '../scope.js';
@@ -93,6 +93,10 @@ function buildFrame(data: string | Uint8Array, binary: boolean): Buffer[] {
 
 function sharedFrame(message: OutboundMessage): Buffer {
   return (message.wsFrame ??= Buffer.concat(buildFrame(message.data, message.binary)));
+}
+
+function batchFrames(batch: OutboundBatch): Buffer {
+  return (batch.wsFrame ??= Buffer.concat(batch.messages.map(sharedFrame)));
 }
 
 function abortHandshake(
@@ -268,6 +272,12 @@ class WsConnection extends BaseConnection {
     if (data instanceof OutboundMessage) {
       // The broadcast path, once per member: one shared frame, no allocation.
       this.#enqueue(sharedFrame(data));
+      return;
+    }
+    if (data instanceof OutboundBatch) {
+      // A published batch, once per member: all its frames as one shared buffer.
+      this.#enqueue(batchFrames(data));
+      this.#transport.stats.messagesOut += data.messages.length - 1;
       return;
     }
     const [header, payload] = buildFrame(data, typeof data !== 'string');

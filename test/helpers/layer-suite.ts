@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ChannelFullError, InvalidChannelNameError } from '../../src/errors.js';
-import { groupSendAll } from '../../src/layers/layer.js';
+import { EnvelopeBatch, groupSendAll } from '../../src/layers/layer.js';
 import type { ChannelLayer, Envelope, LayerMessage } from '../../src/layers/layer.js';
 import { eventually } from './eventually.js';
 
@@ -142,6 +142,41 @@ export function layerSuite(name: string, factory: LayerFactory): void {
         );
         await new Promise((resolve) => setTimeout(resolve, 50));
         for (const member of members) assert.equal(member.received.length, 3);
+      }),
+    );
+
+    it(
+      'hands a batch to a batch receiver whole or message by message, in order either way',
+      withLayer(10, async (layer) => {
+        const deliveries: (Envelope | EnvelopeBatch)[] = [];
+        const channel = layer.newChannel();
+        layer.attach(channel, (delivery: Envelope | EnvelopeBatch) => deliveries.push(delivery), {
+          batches: true,
+        });
+        const plain = collector();
+        const plainChannel = layer.newChannel();
+        layer.attach(plainChannel, plain.receiver);
+        await layer.groupAdd('mixed', channel);
+        await layer.groupAdd('mixed', plainChannel);
+        const batch = ['a', 'b', 'c'].map((text) => ({ type: 'websocket.send', text }));
+        await groupSendAll(layer, 'mixed', batch);
+        const flat = (): LayerMessage[] =>
+          deliveries.flatMap((delivery) =>
+            delivery instanceof EnvelopeBatch
+              ? delivery.envelopes.map((envelope) => envelope.message)
+              : [delivery.message],
+          );
+        await eventually(() => flat().length === 3 && plain.received.length === 3);
+        assert.deepEqual(flat(), batch);
+        assert.deepEqual(plain.received, batch);
+        for (const delivery of deliveries) {
+          if (delivery instanceof EnvelopeBatch) {
+            assert.deepEqual(
+              delivery.outbound?.messages.map((message) => message.data),
+              ['a', 'b', 'c'],
+            );
+          }
+        }
       }),
     );
 

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { EnvelopeBatch } from '../../src/layers/layer.js';
+import type { Envelope } from '../../src/layers/layer.js';
 import { MemoryChannelLayer } from '../../src/layers/memory.js';
 import { layerSuite } from '../helpers/layer-suite.js';
 
@@ -61,5 +63,34 @@ describe('memory layer specifics', () => {
     await layer.groupSend('g', message);
     assert.equal(seen.length, 3);
     assert.equal(encodings, 1);
+  });
+
+  it('hands a batch once per member, the same batch to all, framed payloads shared', async () => {
+    const layer = new MemoryChannelLayer();
+    const batches: EnvelopeBatch[] = [];
+    for (let index = 0; index < 3; index += 1) {
+      const channel = layer.newChannel();
+      layer.attach(
+        channel,
+        (delivery: Envelope | EnvelopeBatch) => {
+          assert.ok(delivery instanceof EnvelopeBatch);
+          batches.push(delivery);
+        },
+        { batches: true },
+      );
+      await layer.groupAdd('g', channel);
+    }
+    const result = await layer.groupSendMany('g', [
+      { type: 'websocket.send', text: 'a' },
+      { type: 'websocket.send', json: { b: 2 } },
+    ]);
+    assert.deepEqual(result, { delivered: 6, dropped: 0 });
+    assert.equal(batches.length, 3);
+    assert.equal(batches[0], batches[1]);
+    assert.equal(batches[0]!.outbound, batches[2]!.outbound);
+    assert.deepEqual(
+      batches[0]!.outbound?.messages.map((message) => message.data),
+      ['a', '{"b":2}'],
+    );
   });
 });

@@ -5,6 +5,7 @@ import { JsonWebsocketConsumer } from '../../src/consumer/json-consumer.js';
 import { handlerNameFor, WebsocketConsumer } from '../../src/consumer/consumer.js';
 import { ServiceUnavailableError } from '../../src/errors.js';
 import { MemoryChannelLayer } from '../../src/layers/memory.js';
+import { groupSendAll } from '../../src/layers/layer.js';
 import type { LayerMessage } from '../../src/layers/layer.js';
 import type { JsonObject } from '../../src/protocol/messages.js';
 import { CloseCode } from '../../src/protocol/close-codes.js';
@@ -149,6 +150,57 @@ describe('WebsocketConsumer', () => {
     assert.deepEqual(await second.receiveJson(), { n: 1 });
     await layer.groupSend('everyone', { type: 'websocket.send', text: 'plain' });
     assert.equal(await first.receiveText(), 'plain');
+  });
+
+  it('forwards a published batch in order, and dispatches a mixed one message by message', async () => {
+    const layer = new MemoryChannelLayer();
+    const first = chat(layer);
+    const second = chat(layer);
+    await first.connect();
+    await second.connect();
+    await groupSendAll(layer, 'everyone', [
+      { type: 'websocket.send', json: { n: 1 } },
+      { type: 'websocket.send', text: 'two' },
+      { type: 'websocket.send', json: { n: 3 } },
+    ]);
+    for (const communicator of [first, second]) {
+      assert.deepEqual(await communicator.receiveJson(), { n: 1 });
+      assert.equal(await communicator.receiveText(), 'two');
+      assert.deepEqual(await communicator.receiveJson(), { n: 3 });
+    }
+    // A handler in the middle: not forwardable as one piece, every message still arrives.
+    await groupSendAll(layer, 'everyone', [
+      { type: 'websocket.send', text: 'before' },
+      { type: 'chat.message', text: 'handled' },
+      { type: 'websocket.send', text: 'after' },
+    ]);
+    assert.equal(await first.receiveText(), 'before');
+    assert.deepEqual(await first.receiveJson(), { got: 'handled' });
+    assert.equal(await first.receiveText(), 'after');
+    await first.disconnect();
+    await second.disconnect();
+  });
+
+  it('hands a batch to a websocket.send handler one message at a time', async () => {
+    class Counting extends WebsocketConsumer {
+      override async connect(): Promise<void> {
+        await this.groupAdd('counted');
+        this.accept();
+      }
+      onWebsocketSend(message: LayerMessage): void {
+        this.send(`seen ${String(message['text'])}`);
+      }
+    }
+    const layer = new MemoryChannelLayer();
+    const communicator = new WebsocketCommunicator(Counting.asApp({ layer, logger: silent }), '/');
+    await communicator.connect();
+    await groupSendAll(layer, 'counted', [
+      { type: 'websocket.send', text: 'a' },
+      { type: 'websocket.send', text: 'b' },
+    ]);
+    assert.equal(await communicator.receiveText(), 'seen a');
+    assert.equal(await communicator.receiveText(), 'seen b');
+    await communicator.disconnect();
   });
 
   it('closes from a websocket.close layer message', async () => {

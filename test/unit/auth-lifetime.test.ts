@@ -60,6 +60,19 @@ describe('credential lifetime', () => {
     mock.timers.tick(ms);
   };
 
+  /** Sends `ann:60000` in-band to a socket whose credential lives 5 s, then passes 10 s. */
+  const refreshInBandPastExpiry = async (communicator: WebsocketCommunicator): Promise<void> => {
+    communicator.sendJson({ type: 'auth', token: 'ann:60000' });
+    // The auth frame never reaches the app.
+    communicator.sendText('after refresh');
+    assert.equal(await communicator.receiveText(), 'after refresh');
+    // The refresh is verified asynchronously; let it finish before time moves on.
+    await new Promise((resolve) => setImmediate(resolve));
+    advance(10_000);
+    communicator.sendText('past the first expiry');
+    assert.equal(await communicator.receiveText(), 'past the first expiry');
+  };
+
   it('closes 4401 token expired at the expiry, not before', async () => {
     const communicator = await connect('ann:5000');
     advance(4_000);
@@ -72,15 +85,7 @@ describe('credential lifetime', () => {
   it('keeps the connection open when a fresh credential arrives in-band first', async () => {
     const communicator = await connect('ann:5000');
     advance(3_000);
-    communicator.sendJson({ type: 'auth', token: 'ann:60000' });
-    // The auth frame never reaches the app.
-    communicator.sendText('after refresh');
-    assert.equal(await communicator.receiveText(), 'after refresh');
-    // The refresh is verified asynchronously; let it finish before time moves on.
-    await new Promise((resolve) => setImmediate(resolve));
-    advance(10_000);
-    communicator.sendText('past the first expiry');
-    assert.equal(await communicator.receiveText(), 'past the first expiry');
+    await refreshInBandPastExpiry(communicator);
     advance(60_000);
     assert.deepEqual(await communicator.waitForClose(), { code: 4401, reason: 'token expired' });
   });
@@ -121,13 +126,7 @@ describe('credential lifetime', () => {
     });
     assert.deepEqual(await communicator.connect(), { accepted: true, subprotocol: null });
     assert.equal(auth.size, 1);
-    communicator.sendJson({ type: 'auth', token: 'ann:60000' });
-    communicator.sendText('after refresh');
-    assert.equal(await communicator.receiveText(), 'after refresh');
-    await new Promise((resolve) => setImmediate(resolve));
-    advance(10_000);
-    communicator.sendText('past the first expiry');
-    assert.equal(await communicator.receiveText(), 'past the first expiry');
+    await refreshInBandPastExpiry(communicator);
     await communicator.disconnect();
     assert.equal(auth.size, 0);
   });

@@ -122,12 +122,13 @@ export async function fanoutScenario(
   servers: readonly ServerHandle[],
 ): Promise<ScenarioResult> {
   const { sizes, pool, progress } = context;
-  const { deliveries, window, timeoutMs } = sizes.fanout;
+  const { deliveries, burstDeliveries, window, timeoutMs } = sizes.fanout;
   const result = newResult(
     'fanout',
     '(b) Broadcast fan-out',
     `N authenticated clients in one group; the coordinator publishes about ${deliveries.toLocaleString('en')} ` +
-      `deliveries per case over HTTP, either in bursts (one publish of 10 messages) or one message ` +
+      `deliveries per case over HTTP (${burstDeliveries.toLocaleString('en')} in bursts, which run faster), ` +
+      `either in bursts (one publish of 10 messages) or one message ` +
       `per publish (one message per event-loop turn), never more than ${window} messages per client ` +
       `ahead of delivery. Every client counts what it gets: \`complete\` means nobody missed ` +
       `anything. raw ws runs two loops: \`ws.send\` per socket per message, and a coalesced loop ` +
@@ -192,9 +193,12 @@ export async function fanoutScenario(
           label: `(b) ${variant} warm-up`,
         });
       }
-      const perClientBase = Math.max(1, Math.round(deliveries / members));
       for (const payload of sizes.fanout.payloads) {
         for (const burst of sizes.fanout.bursts) {
+          const perClientBase = Math.max(
+            1,
+            Math.round((burst === 1 ? deliveries : burstDeliveries) / members),
+          );
           const perClient = Math.max(burst, Math.round(perClientBase / burst) * burst);
           const shape = burst === 1 ? 'one message per publish' : `bursts of ${burst}`;
           for (const { variant, server: name, mode } of VARIANTS) {

@@ -130,6 +130,7 @@ export function stack(...middleware: readonly Middleware[]): Middleware {
 }
 
 const MAX_HELD_MESSAGES = 1_024;
+const ignoreRejection = (): undefined => undefined;
 let connectionCounter = 0;
 const processTag = randomBytes(4).toString('hex');
 
@@ -317,13 +318,15 @@ export abstract class BaseConnection implements Connection {
     for (const listener of listeners) {
       try {
         const result = listener(event);
-        if (result !== undefined) pending.push(result.catch(() => undefined));
+        if (result !== undefined) pending.push(result.catch(ignoreRejection));
       } catch {
         // A throwing close listener must not stop the others; consumers log their own errors.
       }
     }
     if (pending.length === 0) this.#finish();
-    else void Promise.all(pending).then(() => this.#finish());
+    // One pending listener (a consumer), the usual case: no Promise.all machinery.
+    else
+      void (pending.length === 1 ? pending[0]! : Promise.all(pending)).then(() => this.#finish());
   }
 
   protected abstract transportAccept(subprotocol: string | null): void;

@@ -210,7 +210,7 @@ export function createScope(options: CreateScopeOptions): Scope {
 export function headerValues(rawHeaders: readonly string[], name: string): string[] {
   const values: string[] = [];
   for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
-    if (rawHeaders[index]!.toLowerCase() === name) values.push(rawHeaders[index + 1]!);
+    if (lowerCaseName(rawHeaders[index]!) === name) values.push(rawHeaders[index + 1]!);
   }
   return values;
 }

@@ -172,13 +172,12 @@ export class WebsocketConsumer {
     const joined = this.#joined;
     this.#joined = undefined;
     if (layer !== undefined && channel !== undefined && joined !== undefined) {
-      await Promise.all(
-        joined.map((group) =>
-          layer.groupDiscard(group, channel).catch((error: unknown) => {
-            this.logger.warn({ err: error, group }, 'could not leave group on disconnect');
-          }),
-        ),
-      );
+      const leave = (group: string): Promise<void> =>
+        layer.groupDiscard(group, channel).catch((error: unknown) => {
+          this.logger.warn({ err: error, group }, 'could not leave group on disconnect');
+        });
+      if (joined.length === 1) await leave(joined[0]!);
+      else await Promise.all(joined.map(leave));
     }
   }
 

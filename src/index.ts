@@ -22,6 +22,7 @@ export {
 export type { PortcullisErrorCode } from './errors.js';
 export { ANONYMOUS_USER } from './auth/user.js';
 export type { User, AuthInfo, CredentialTransport } from './auth/user.js';
+export { DECLINED } from './auth/authenticator.js';
 export type { Authenticator, AuthResult, AuthContext } from './auth/authenticator.js';
 export {
   Envelope,

@@ -14,6 +14,9 @@ export interface AuthResult {
   readonly expiresAt: Date | null;
 }
 
+/** What {@link Authenticator.peek} returns for a credential that is not its kind. */
+export const DECLINED: unique symbol = Symbol('portcullis.auth.declined');
+
 /** Context passed with each credential. */
 export interface AuthContext {
   readonly transport: CredentialTransport;
@@ -32,6 +35,15 @@ export interface Authenticator {
   /** Short name recorded in `scope.auth.authenticator` and metrics labels. */
   readonly name: string;
   authenticate(credential: string, context: AuthContext): Promise<AuthResult | undefined>;
+  /**
+   * Optional: what can be told from memory, synchronously: {@link DECLINED} for a
+   * credential that is not this authenticator's (where `authenticate` would resolve
+   * `undefined`), the result of a credential verified and cached before, or `undefined`
+   * when only {@link authenticate} can tell. Throws as `authenticate` would for a
+   * malformed credential. A handshake whose credential every authenticator can answer
+   * this way is authenticated without a promise.
+   */
+  peek?(credential: string, context: AuthContext): AuthResult | typeof DECLINED | undefined;
   /** Forgets a cached verification of a revoked credential (by its `credentialId`). */
   invalidateCredential?(credentialId: string): void;
   /** Forgets every cached verification of a user's credentials. */

@@ -18,7 +18,8 @@ import type {
 } from '../application.js';
 import { BaseConnection, wrapApplication } from '../application.js';
 import type { Authenticator, AuthResult } from '../auth/authenticator.js';
-import { authenticateWithChain } from '../auth/chain.js';
+import { authenticateWithChain, peekChain } from '../auth/chain.js';
+import type { ChainResult } from '../auth/chain.js';
 import { findCredentials } from '../auth/credentials.js';
 import { AddressWindowLimiter } from '../auth/rate-limit.js';
 import type { CredentialTransportOptions, FoundCredential } from '../auth/credentials.js';
@@ -663,7 +664,26 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
       }
     }
 
-    return wrapApplication(inner, async (scope, connection) => {
+    /** The credentials need an authenticator's I/O: verify them, then enter. */
+    async function verifyThenEnter(
+      scope: Scope,
+      baseScope: Scope,
+      connection: Connection,
+      credentials: readonly FoundCredential[],
+    ): Promise<void> {
+      let verified: Verified;
+      try {
+        verified = await verifyAll(credentials);
+      } catch (error) {
+        return fail(connection, scope, credentials[0]!.transport, error);
+      }
+      if (connection.state === 'closed') return;
+      await enter(baseScope, connection, verified);
+    }
+
+    // Not an async function: a handshake whose credential is cached runs to the inner
+    // app without a promise of its own.
+    return wrapApplication(inner, (scope, connection) => {
       // Idle limiter (the usual case): no need to ask the kernel for the peer address.
       if (!limiter.idle && limiter.retryAfter(scope.client.address) > 0) {
         report('none', null, 'rate_limited');
@@ -694,17 +714,23 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
           return;
         }
         report('none', null, 'anonymous');
-        await inner(baseScope, connection);
-        return;
+        return inner(baseScope, connection);
       }
-      let verified: Verified;
-      try {
-        verified = await verifyAll(found.credentials);
-      } catch (error) {
-        return fail(connection, scope, found.credentials[0]!.transport, error);
+      const { credentials } = found;
+      if (credentials.length === 1) {
+        const { value, transport } = credentials[0]!;
+        let cached: ChainResult | undefined;
+        try {
+          cached = peekChain(authenticators, value, { transport });
+        } catch (error) {
+          return fail(connection, scope, transport, error);
+        }
+        if (cached !== undefined) {
+          const { result, authenticator } = cached;
+          return enter(baseScope, connection, { result, authenticator, transport });
+        }
       }
-      if (connection.state === 'closed') return;
-      await enter(baseScope, connection, verified);
+      return verifyThenEnter(scope, baseScope, connection, credentials);
     });
   }
 

@@ -10,6 +10,7 @@ import {
   type TokenAuthenticator,
   type TokenVerifier,
 } from '../../src/auth/authenticators/token.js';
+import { DECLINED } from '../../src/auth/authenticator.js';
 import type { AuthContext } from '../../src/auth/authenticator.js';
 import { generateTicket } from '../../src/auth/tickets.js';
 import { generateToken } from '../../src/auth/tokens.js';
@@ -131,6 +132,24 @@ describe('tokenAuthenticator', () => {
       }
     });
     assert.equal(repeat, 0);
+  });
+
+  it('answers peek() from memory only: declined, cached, or ask authenticate()', async () => {
+    const tokens = make();
+    const { token, id } = await store.createToken(alice.id);
+    assert.equal(tokens.peek('Bearer-ish', HEADER), DECLINED);
+    assert.throws(() => tokens.peek(`${token.slice(0, -1)}x`, HEADER), AuthenticationError);
+    assert.equal(
+      await queriesDuring(async () => assert.equal(tokens.peek(token, HEADER), undefined)),
+      0,
+    );
+    await tokens.authenticate(token, HEADER);
+    const cached = tokens.peek(token, HEADER);
+    assert.ok(cached !== undefined && cached !== DECLINED);
+    assert.equal(cached.credentialId, id);
+    await store.revokeToken(id);
+    tokens.invalidate(id);
+    assert.equal(tokens.peek(token, HEADER), undefined);
   });
 
   it('keeps serving cached tokens while the database is down, until the entry expires', async () => {

@@ -6,7 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import type { CryptoKey, JWK, JWTPayload } from 'jose';
 import { customAuthenticator } from '../../src/auth/authenticators/custom.js';
+import { DECLINED } from '../../src/auth/authenticator.js';
+import type { Authenticator } from '../../src/auth/authenticator.js';
 import { jwtAuthenticator } from '../../src/auth/authenticators/jwt.js';
+import { peekChain } from '../../src/auth/chain.js';
 import type { JwtAuthenticatorOptions } from '../../src/auth/authenticators/jwt.js';
 import { AuthenticationError, ServiceUnavailableError } from '../../src/errors.js';
 import { fakeClock, T0 } from '../helpers/clock.js';
@@ -633,5 +636,46 @@ describe('jwtAuthenticator: secrecy', () => {
         if (signature.length > 8) assert.ok(!text.includes(signature), text);
       }
     }
+  });
+});
+
+describe('peek() and peekChain', () => {
+  test('a JWT is answered from memory once verified; other strings are declined', async () => {
+    const auth = jwtAuthenticator({ secret: SECRET, now: fakeClock().now });
+    const token = await sign({ sub: '7', jti: 'j-7' }, secretBytes(SECRET), 'HS256');
+    assert.equal(auth.peek?.('pcu_not_a_jwt', ctx), DECLINED);
+    assert.equal(auth.peek?.(token, ctx), undefined);
+    const verified = await auth.authenticate(token, ctx);
+    assert.deepEqual(auth.peek?.(token, ctx), verified);
+  });
+
+  test('the chain skips decliners, stops at an unknown, and refuses what nobody knows', () => {
+    const declines: Authenticator = {
+      name: 'a',
+      authenticate: async () => undefined,
+      peek: () => DECLINED,
+    };
+    const knows: Authenticator = {
+      name: 'b',
+      authenticate: async () => undefined,
+      peek: (credential: string) =>
+        credential === 'known'
+          ? {
+              user: { id: '1', username: 'u', isStaff: false, isAnonymous: false },
+              credentialId: null,
+              expiresAt: null,
+            }
+          : DECLINED,
+    };
+    const unsure: Authenticator = {
+      name: 'c',
+      authenticate: async () => undefined,
+      peek: () => undefined,
+    };
+    const noPeek = customAuthenticator('d', async () => undefined);
+    assert.equal(peekChain([declines, knows], 'known', ctx)?.authenticator, 'b');
+    assert.equal(peekChain([declines, unsure, knows], 'known', ctx), undefined);
+    assert.equal(peekChain([noPeek, knows], 'known', ctx), undefined);
+    assert.throws(() => peekChain([declines, knows], 'other', ctx), AuthenticationError);
   });
 });

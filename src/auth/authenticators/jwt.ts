@@ -12,6 +12,7 @@ import { createPublicKey, KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import type { JWK, JWTPayload, JWTVerifyGetKey, JWTVerifyOptions } from 'jose';
 import { AuthenticationError, ServiceUnavailableError } from '../../errors.js';
+import { DECLINED } from '../authenticator.js';
 import type { AuthResult, Authenticator } from '../authenticator.js';
 import type { User } from '../user.js';
 import { credentialDigest, VerificationCache } from '../verification-cache.js';
@@ -235,16 +236,20 @@ export function jwtAuthenticator(options: JwtAuthenticatorOptions): JwtAuthentic
     publicKeyOption: 'publicKey',
     userIdClaim: claimNames.id,
   });
+  const toResult = (verified: VerifiedJwt): AuthResult => ({
+    user: userFromClaims(verified.payload, claimNames),
+    credentialId: verified.credentialId,
+    expiresAt: verified.expiresAt,
+  });
   return {
     name,
+    peek(credential) {
+      const verified = verifier.peek(credential);
+      return verified === DECLINED || verified === undefined ? verified : toResult(verified);
+    },
     async authenticate(credential) {
       const verified = await verifier.verify(credential);
-      if (verified === undefined) return undefined;
-      return {
-        user: userFromClaims(verified.payload, claimNames),
-        credentialId: verified.credentialId,
-        expiresAt: verified.expiresAt,
-      } satisfies AuthResult;
+      return verified === undefined ? undefined : toResult(verified);
     },
     invalidateCredential: (credentialId) => verifier.invalidateCredential(credentialId),
     invalidateUser: (userId) => verifier.invalidateUser(userId),
@@ -302,6 +307,8 @@ export interface JwtVerifierSettings {
 export interface JwtVerifier {
   /** `undefined` when the credential is not JWT-shaped; throws when it is and is invalid. */
   verify(credential: string): Promise<VerifiedJwt | undefined>;
+  /** From memory: {@link DECLINED} when not JWT-shaped, a cached success, or `undefined`. */
+  peek(credential: string): VerifiedJwt | typeof DECLINED | undefined;
   invalidateCredential(credentialId: string): void;
   invalidateUser(userId: string): void;
 }
@@ -334,6 +341,12 @@ export function createJwtVerifier(
     cache === false ? undefined : new VerificationCache<VerifiedJwt>({ ...cache, now });
 
   return {
+    peek(credential) {
+      if (!isJwtShaped(credential)) return DECLINED;
+      if (credential.length > MAX_JWT_LENGTH) throw invalid('token too large');
+      return verified?.get(credential);
+    },
+
     async verify(credential) {
       if (!isJwtShaped(credential)) return undefined;
       if (credential.length > MAX_JWT_LENGTH) throw invalid('token too large');

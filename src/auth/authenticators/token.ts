@@ -6,6 +6,7 @@
  */
 import { AuthenticationError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
+import { DECLINED } from '../authenticator.js';
 import type { AuthContext, AuthResult, Authenticator } from '../authenticator.js';
 import { looksLikeTicket, parseTicket } from '../tickets.js';
 import { digestToken, looksLikePortcullisToken, parseToken } from '../tokens.js';
@@ -45,6 +46,8 @@ export interface TokenAuthenticatorOptions {
 /** A token {@link Authenticator} with a verification cache that can be evicted. */
 export interface TokenAuthenticator extends Authenticator {
   readonly name: 'token';
+  /** A cached verification, {@link DECLINED} for a non-`pcu_` string, else `undefined`. */
+  peek(credential: string, context?: AuthContext): AuthResult | typeof DECLINED | undefined;
   /**
    * Forgets a token at once (it was revoked): `credentialId` is the token id. The auth
    * middleware calls it when a revocation arrives from any process. Verifications in
@@ -153,6 +156,12 @@ export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAut
   return {
     name: 'token',
 
+    peek(credential: string): AuthResult | typeof DECLINED | undefined {
+      if (!looksLikePortcullisToken(credential)) return DECLINED;
+      if (parseToken(credential) === undefined) throw invalidCredentials();
+      return cache?.getByDigest(digestToken(credential));
+    },
+
     async authenticate(credential: string, _context: AuthContext): Promise<AuthResult | undefined> {
       if (!looksLikePortcullisToken(credential)) return undefined;
       // Recognised: from here on, failure is an error and never a fall-through (SPEC §3).
@@ -209,6 +218,9 @@ export function ticketAuthenticator(options: TicketAuthenticatorOptions): Authen
   }
   return {
     name: 'ticket',
+    // A ticket is redeemed in the store every time: nothing to tell from memory.
+    peek: (credential: string) => (looksLikeTicket(credential) ? undefined : DECLINED),
+
     async authenticate(credential: string, _context: AuthContext): Promise<AuthResult | undefined> {
       if (!looksLikeTicket(credential)) return undefined;
       if (parseTicket(credential) === undefined) throw invalidCredentials();

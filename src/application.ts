@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { CloseCode } from './protocol/close-codes.js';
 import { isBearerSubprotocol } from './protocol/subprotocol.js';
+import { removeItem, withItem } from './small-list.js';
 import type { OutboundBatch, OutboundMessage } from './outbound.js';
 import type { Scope } from './scope.js';
 
@@ -148,7 +149,7 @@ export abstract class BaseConnection implements Connection {
   #messageListener: ((data: IncomingData) => void) | undefined;
   // Frames that arrived before a listener: rare, so made on the first one.
   #held: IncomingData[] | undefined;
-  // Most connections have one or two close listeners: an array, not a Set (~100 bytes).
+  // Most connections have one or two close listeners: a small list, not a Set.
   #closeListeners: CloseListener[] | undefined;
   #guard: ConnectionGuard | undefined;
   readonly #offered: readonly string[];
@@ -255,15 +256,9 @@ export abstract class BaseConnection implements Connection {
   }
 
   onClose(listener: CloseListener): () => void {
-    const listeners = this.#closeListeners;
-    // A literal on the first one: `[]` then push reserves 16 slots.
-    if (listeners === undefined) this.#closeListeners = [listener];
     // Set semantics: one function registered twice runs once.
-    else if (!listeners.includes(listener)) listeners.push(listener);
-    return () => {
-      const index = this.#closeListeners?.indexOf(listener) ?? -1;
-      if (index !== -1) this.#closeListeners!.splice(index, 1);
-    };
+    this.#closeListeners = withItem(this.#closeListeners, listener);
+    return () => removeItem(this.#closeListeners, listener);
   }
 
   /**

@@ -19,6 +19,7 @@ import { defaultLogger } from '../logging.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
 import type { Scope } from '../scope.js';
 import { SerialQueue } from './serial-queue.js';
+import { removeItem, withItem } from '../small-list.js';
 
 /** Options of {@link WebsocketConsumer.asApp}. */
 export interface ConsumerOptions {
@@ -91,8 +92,8 @@ export class WebsocketConsumer {
   /** This consumer's channel on the layer, set before {@link connect} runs. */
   channelName: string | undefined;
   protected readonly logger: Logger;
-  // Created on the first join: many consumers never join a group. An array: a consumer
-  // is in a few groups, and a one-entry Set costs ~250 bytes a socket.
+  // Created on the first join: many consumers never join a group. A small list: a
+  // consumer is in a few groups.
   #joined: string[] | undefined;
   readonly #queue: SerialQueue<WebsocketConsumer>;
   readonly #maxQueued: number;
@@ -181,6 +182,17 @@ export class WebsocketConsumer {
     }
   }
 
+  /**
+   * Whether a `websocket.send` may go to the socket at once: nothing queued ahead of it
+   * (order is kept) and no handler of the subclass's own (asked once per consumer).
+   */
+  #forwardsNow(): boolean {
+    return (
+      this.#queue.pending === 0 &&
+      (this.#forwardsSends ??= this.#findHandler('websocket.send') === undefined)
+    );
+  }
+
   #receiveLayer(delivery: Envelope | EnvelopeBatch): void {
     if (!(delivery instanceof EnvelopeBatch)) {
       this.#enqueueLayerMessage(delivery);
@@ -188,10 +200,7 @@ export class WebsocketConsumer {
     }
     // A published batch to an idle consumer that forwards websocket.send: the whole
     // batch goes to the socket as one shared piece, framed once for every member.
-    if (
-      this.#queue.pending === 0 &&
-      (this.#forwardsSends ??= this.#findHandler('websocket.send') === undefined)
-    ) {
+    if (this.#forwardsNow()) {
       const outbound = delivery.outbound;
       if (outbound !== undefined) {
         if (this.connection.state === 'open') this.connection.send(outbound);
@@ -204,11 +213,7 @@ export class WebsocketConsumer {
   #enqueueLayerMessage(envelope: Envelope): void {
     // Broadcast fast path: an idle consumer that does not handle `websocket.send` itself
     // forwards at once, with no task allocated. Order is kept: nothing is queued ahead.
-    if (
-      this.#queue.pending === 0 &&
-      envelope.message.type === 'websocket.send' &&
-      (this.#forwardsSends ??= this.#findHandler('websocket.send') === undefined)
-    ) {
+    if (envelope.message.type === 'websocket.send' && this.#forwardsNow()) {
       const outbound = envelope.outbound;
       if (outbound !== undefined && this.connection.state === 'open')
         this.connection.send(outbound);
@@ -285,17 +290,13 @@ export class WebsocketConsumer {
   async groupAdd(group: string): Promise<void> {
     const layer = this.#requireLayer();
     await layer.groupAdd(group, this.channelName!);
-    const joined = this.#joined;
-    // A literal on the first join: `[]` then push reserves 16 slots.
-    if (joined === undefined) this.#joined = [group];
-    else if (!joined.includes(group)) joined.push(group);
+    this.#joined = withItem(this.#joined, group);
   }
 
   /** Leaves a group. */
   async groupDiscard(group: string): Promise<void> {
     const layer = this.#requireLayer();
-    const index = this.#joined?.indexOf(group) ?? -1;
-    if (index !== -1) this.#joined!.splice(index, 1);
+    removeItem(this.#joined, group);
     await layer.groupDiscard(group, this.channelName!);
   }
 

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ChannelFullError } from '../errors.js';
+import { removeItem, withItem } from '../small-list.js';
 import { assertLayerMessage, assertValidName, Envelope, EnvelopeBatch } from './layer.js';
 import type {
   AttachOptions,
@@ -14,6 +15,19 @@ import type {
   GroupSendResult,
   LayerMessage,
 } from './layer.js';
+
+/**
+ * Gives a receiver its delivery; false when it threw. Receivers are consumers, which
+ * catch their own errors: one member's failure must never stop a send reaching others.
+ */
+function handOver<D>(receiver: (delivery: D) => void, delivery: D): boolean {
+  try {
+    receiver(delivery);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Options of {@link MemoryChannelLayer}. */
 export interface MemoryChannelLayerOptions {
@@ -79,8 +93,8 @@ export class MemoryChannelLayer implements ChannelLayer {
   /** group → channel → membership (with the receiver, so a group send needs no lookup) */
   readonly #groups = new Map<string, Map<string, Membership>>();
   /**
-   * channel → its groups, so a detach leaves them without scanning every group. An
-   * array: a channel is in a few groups, and a one-entry Set costs ~250 bytes a socket.
+   * channel → its groups, so a detach leaves them without scanning every group. A small
+   * list: a channel is in a few groups.
    */
   readonly #channelGroups = new Map<string, string[]>();
 
@@ -92,8 +106,7 @@ export class MemoryChannelLayer implements ChannelLayer {
     }
     const groups = this.#channelGroups.get(channel);
     if (groups !== undefined) {
-      const index = groups.indexOf(group);
-      if (index !== -1) groups.splice(index, 1);
+      removeItem(groups, group);
       if (groups.length === 0) this.#channelGroups.delete(channel);
     }
   }
@@ -154,13 +167,7 @@ export class MemoryChannelLayer implements ChannelLayer {
   }
 
   #hand(receiver: ChannelReceiver, envelope: Envelope): void {
-    try {
-      receiver(envelope);
-      this.stats.delivered += 1;
-    } catch {
-      // Receivers are consumers, which catch their own errors; one member's failure must
-      // never stop a group send reaching the others.
-    }
+    if (handOver(receiver, envelope)) this.stats.delivered += 1;
   }
 
   #takeQueue(channel: string): LayerMessage[] {
@@ -261,9 +268,7 @@ export class MemoryChannelLayer implements ChannelLayer {
       receiver,
       batches: receiver !== undefined && this.#batchReceivers.has(receiver),
     });
-    const groups = this.#channelGroups.get(channel);
-    if (groups === undefined) this.#channelGroups.set(channel, [group]);
-    else if (!groups.includes(group)) groups.push(group);
+    this.#channelGroups.set(channel, withItem(this.#channelGroups.get(channel), group));
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {
@@ -298,23 +303,14 @@ export class MemoryChannelLayer implements ChannelLayer {
         continue;
       }
       if (batch !== undefined && membership.batches && membership.receiver !== undefined) {
-        try {
-          (membership.receiver as BatchChannelReceiver)(batch);
-        } catch {
-          // As below: a consumer catches its own errors.
-        }
+        handOver(membership.receiver as BatchChannelReceiver, batch);
         handed += envelopes.length;
         continue;
       }
       for (const envelope of envelopes) {
         const receiver = membership.receiver;
         if (receiver !== undefined) {
-          try {
-            receiver(envelope);
-          } catch {
-            // Receivers are consumers, which catch their own errors; one member's
-            // failure must never stop a group send reaching the others.
-          }
+          handOver(receiver, envelope);
           handed += 1;
         } else if (this.#offer(membership.channel, envelope.message, envelope)) delivered += 1;
         else dropped += 1;

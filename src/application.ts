@@ -115,6 +115,27 @@ export interface ConnectionGuard {
   connectionClosed(event: CloseEvent): void;
 }
 
+/**
+ * @internal Keys of the methods of a {@link ConnectionListener}. Symbols, so that a
+ * consumer can be its connection's listener without public methods of that name.
+ */
+export const kConnectionMessage = Symbol('portcullis.connectionMessage');
+/** @internal See {@link kConnectionMessage}. */
+export const kConnectionClosed = Symbol('portcullis.connectionClosed');
+
+/**
+ * @internal A listener object: what {@link BaseConnection.listenForClose} takes instead of two
+ * closures, so that a consumer listens to its connection with no function per socket.
+ */
+export interface ConnectionListener {
+  [kConnectionMessage](data: IncomingData): void;
+  /** Like a {@link CloseListener}: a returned promise is awaited. */
+  [kConnectionClosed](event: CloseEvent): void | Promise<void>;
+}
+
+type MessageListener = ((data: IncomingData) => void) | ConnectionListener;
+type AnyCloseListener = CloseListener | ConnectionListener;
+
 /** A middleware: a function from an inner app to an app. */
 export type Middleware = (inner: Application) => Application;
 
@@ -131,7 +152,30 @@ export function stack(...middleware: readonly Middleware[]): Middleware {
 }
 
 const MAX_HELD_MESSAGES = 1_024;
-const ignoreRejection = (): undefined => undefined;
+
+/** Drops a promise's value or rejection: what is awaited here is only that it settled. */
+const toUndefined = (): undefined => undefined;
+const FINISHED: Promise<void> = Promise.resolve();
+
+/** Runs a close listener; its promise, if any, never rejects (errors are the listener's). */
+function callCloseListener(
+  listener: AnyCloseListener,
+  event: CloseEvent,
+): Promise<void> | undefined {
+  try {
+    const result =
+      typeof listener === 'function' ? listener(event) : listener[kConnectionClosed](event);
+    return result === undefined ? undefined : result.catch(toUndefined);
+  } catch {
+    // A throwing close listener must not stop the others; consumers log their own errors.
+    return undefined;
+  }
+}
+
+function deliverTo(listener: MessageListener, data: IncomingData): void {
+  if (typeof listener === 'function') listener(data);
+  else listener[kConnectionMessage](data);
+}
 let connectionCounter = 0;
 const processTag = randomBytes(4).toString('hex');
 
@@ -146,17 +190,18 @@ export abstract class BaseConnection implements Connection {
   readonly #serial = ++connectionCounter;
   #state: ConnectionState = 'pending';
   #subprotocol: string | null = null;
-  #messageListener: ((data: IncomingData) => void) | undefined;
+  #messageListener: MessageListener | undefined;
   // Frames that arrived before a listener: rare, so made on the first one.
   #held: IncomingData[] | undefined;
-  // Most connections have one or two close listeners: a small list, not a Set.
-  #closeListeners: CloseListener[] | undefined;
+  // Most connections have one close listener (their consumer): kept as itself, a small
+  // list from the second on (a one-entry Set costs ~250 bytes, an array ~56).
+  #closeListeners: AnyCloseListener | AnyCloseListener[] | undefined;
   #guard: ConnectionGuard | undefined;
   readonly #offered: readonly string[];
   // Made only when someone asks: most connections never are (about 300 bytes each).
+  // FINISHED once finished before anyone asked.
   #finished: Promise<void> | undefined;
   #resolveFinished: (() => void) | undefined;
-  #isFinished = false;
   #closeEvent: CloseEvent | undefined;
 
   constructor(offeredSubprotocols: readonly string[]) {
@@ -178,13 +223,9 @@ export abstract class BaseConnection implements Connection {
 
   /** Resolves once the connection closed and every close listener finished. */
   get finished(): Promise<void> {
-    if (this.#finished === undefined) {
-      this.#finished = this.#isFinished
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-            this.#resolveFinished = resolve;
-          });
-    }
+    this.#finished ??= new Promise<void>((resolve) => {
+      this.#resolveFinished = resolve;
+    });
     return this.#finished;
   }
 
@@ -192,8 +233,9 @@ export abstract class BaseConnection implements Connection {
   protected onFinished(): void {}
 
   #finish(): void {
-    this.#isFinished = true;
-    this.#resolveFinished?.();
+    if (this.#resolveFinished === undefined) this.#finished = FINISHED;
+    else this.#resolveFinished();
+    this.#resolveFinished = undefined;
     this.onFinished();
   }
 
@@ -245,20 +287,45 @@ export abstract class BaseConnection implements Connection {
   }
 
   onMessage(listener: (data: IncomingData) => void): () => void {
-    this.#messageListener = listener;
-    const held = this.#held;
-    while (held !== undefined && held.length > 0 && this.#messageListener === listener) {
-      listener(held.shift()!);
-    }
+    this.#takeMessages(listener);
     return () => {
       if (this.#messageListener === listener) this.#messageListener = undefined;
     };
   }
 
+  #takeMessages(listener: MessageListener): void {
+    this.#messageListener = listener;
+    const held = this.#held;
+    while (held !== undefined && held.length > 0 && this.#messageListener === listener) {
+      deliverTo(listener, held.shift()!);
+    }
+  }
+
+  /** @internal {@link onClose} for a listener object, registered until the close. */
+  listenForClose(listener: ConnectionListener): void {
+    this.#addCloseListener(listener);
+  }
+
+  #addCloseListener(listener: AnyCloseListener): void {
+    const listeners = this.#closeListeners;
+    if (listeners === undefined) this.#closeListeners = listener;
+    else if (Array.isArray(listeners)) withItem(listeners, listener);
+    else if (listeners !== listener) this.#closeListeners = [listeners, listener];
+  }
+
+  /** @internal {@link onMessage} for a listener object, registered until the close. */
+  listenForMessages(listener: ConnectionListener): void {
+    this.#takeMessages(listener);
+  }
+
   onClose(listener: CloseListener): () => void {
     // Set semantics: one function registered twice runs once.
-    this.#closeListeners = withItem(this.#closeListeners, listener);
-    return () => removeItem(this.#closeListeners, listener);
+    this.#addCloseListener(listener);
+    return () => {
+      const listeners = this.#closeListeners;
+      if (listeners === listener) this.#closeListeners = undefined;
+      else if (Array.isArray(listeners)) removeItem(listeners, listener);
+    };
   }
 
   /**
@@ -282,7 +349,7 @@ export abstract class BaseConnection implements Connection {
     if (this.#guard?.filterMessage(data) === true) return;
     const listener = this.#messageListener;
     if (listener !== undefined) {
-      listener(data);
+      deliverTo(listener, data);
       return;
     }
     const held = (this.#held ??= []);
@@ -300,7 +367,7 @@ export abstract class BaseConnection implements Connection {
     this.#closeEvent = event;
     this.#held = undefined;
     this.#messageListener = undefined;
-    const listeners = this.#closeListeners ?? [];
+    const listeners = this.#closeListeners;
     this.#closeListeners = undefined;
     const guard = this.#guard;
     this.#guard = undefined;
@@ -309,19 +376,20 @@ export abstract class BaseConnection implements Connection {
     } catch {
       // Like a close listener: it must not stop the others.
     }
-    const pending: Promise<void>[] = [];
-    for (const listener of listeners) {
-      try {
-        const result = listener(event);
-        if (result !== undefined) pending.push(result.catch(ignoreRejection));
-      } catch {
-        // A throwing close listener must not stop the others; consumers log their own errors.
+    let pending: Promise<void> | undefined;
+    if (Array.isArray(listeners)) {
+      const all: Promise<void>[] = [];
+      for (const listener of listeners) {
+        const result = callCloseListener(listener, event);
+        if (result !== undefined) all.push(result);
       }
+      if (all.length > 0) pending = all.length === 1 ? all[0] : Promise.all(all).then(toUndefined);
+    } else if (listeners !== undefined) {
+      // One listener (a consumer), the usual case: no array, no Promise.all machinery.
+      pending = callCloseListener(listeners, event);
     }
-    if (pending.length === 0) this.#finish();
-    // One pending listener (a consumer), the usual case: no Promise.all machinery.
-    else
-      void (pending.length === 1 ? pending[0]! : Promise.all(pending)).then(() => this.#finish());
+    if (pending === undefined) this.#finish();
+    else void pending.then(() => this.#finish());
   }
 
   protected abstract transportAccept(subprotocol: string | null): void;

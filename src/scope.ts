@@ -310,11 +310,20 @@ function scopeFromHeaderList(
     params: NO_PARAMS,
     user: ANONYMOUS_USER,
     auth: null,
-    state: {},
+    state: new ConnectionState(),
     // Present from the start, so that derived scopes keep this one's hidden class.
     remainingPath: undefined,
     protocol: undefined,
   };
+}
+
+/**
+ * The initial, empty `scope.state`. An instance of an empty class rather than `{}`: V8
+ * shrinks a class's instances to the fields they get (24 bytes), where every `{}`
+ * reserves four property slots it rarely fills (56 bytes).
+ */
+class ConnectionState implements Record<string, unknown> {
+  [key: string]: unknown;
 }
 
 /**

@@ -22,3 +22,41 @@ export function removeItem<T>(list: T[] | undefined, item: T): void {
   const index = list?.indexOf(item) ?? -1;
   if (index !== -1) list!.splice(index, 1);
 }
+
+/**
+ * Keys to sets of values where most keys have one value (a user's sessions, a token's
+ * sockets): a lone value is stored as itself, a `Set` is made for the second. Values
+ * must not themselves be `Set`s.
+ */
+export class SmallMultiMap<K, V extends object> {
+  readonly #entries = new Map<K, V | Set<V>>();
+
+  add(key: K, value: V): void {
+    const found = this.#entries.get(key);
+    if (found === undefined) this.#entries.set(key, value);
+    else if (found instanceof Set) found.add(value);
+    else if (found !== value) this.#entries.set(key, new Set([found, value]));
+  }
+
+  delete(key: K, value: V): void {
+    const found = this.#entries.get(key);
+    if (found === value) this.#entries.delete(key);
+    else if (found instanceof Set && found.delete(value) && found.size === 0) {
+      this.#entries.delete(key);
+    }
+  }
+
+  /** The values of `key`, as a snapshot: safe to change the map while walking it. */
+  get(key: K): V[] {
+    const found = this.#entries.get(key);
+    if (found === undefined) return [];
+    return found instanceof Set ? [...found] : [found];
+  }
+
+  /** Every key with its values (live: do not change the map while walking it). */
+  *entries(): IterableIterator<[K, Iterable<V>]> {
+    for (const [key, found] of this.#entries) {
+      yield [key, found instanceof Set ? found : [found]];
+    }
+  }
+}

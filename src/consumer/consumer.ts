@@ -5,10 +5,12 @@
  * @module
  */
 import type { Logger } from 'pino';
+import { BaseConnection, kConnectionClosed, kConnectionMessage } from '../application.js';
 import type {
   Application,
   CloseEvent,
   Connection,
+  ConnectionListener,
   IncomingData,
   OutgoingData,
 } from '../application.js';
@@ -18,7 +20,6 @@ import type { Envelope, ChannelLayer, GroupSendResult, LayerMessage } from '../l
 import { defaultLogger } from '../logging.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
 import type { Scope } from '../scope.js';
-import { SerialQueue } from './serial-queue.js';
 import { removeItem, withItem } from '../small-list.js';
 
 /** Options of {@link WebsocketConsumer.asApp}. */
@@ -44,6 +45,14 @@ export type ConsumerClass<C extends WebsocketConsumer> = new (
 
 /** A handler for a layer message; `envelope` carries the shared encodings. */
 export type LayerHandler = (message: LayerMessage, envelope: Envelope) => unknown;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  );
+}
 
 /** Message types must look like `chat.message` or `user_left`: no client-made method names. */
 const MESSAGE_TYPE = /^[A-Za-z][A-Za-z0-9]*(?:[._][A-Za-z0-9]+)*$/;
@@ -81,39 +90,41 @@ function fallbackLogger(): Logger {
  * const app = urlRouter([route('/ws/echo/', Echo.asApp())]);
  * ```
  */
-export class WebsocketConsumer {
+export class WebsocketConsumer implements ConnectionListener {
   /** Groups joined before {@link connect} runs and left on disconnect. */
   readonly groups: readonly string[] = NO_GROUP_NAMES;
   readonly scope: Scope;
   /** The connection; prefer the consumer's own methods. */
   protected readonly connection: Connection;
-  /** The channel layer, when one was passed to {@link asApp}. */
-  readonly layer: ChannelLayer | undefined;
   /** This consumer's channel on the layer, set before {@link connect} runs. */
   channelName: string | undefined;
-  protected readonly logger: Logger;
+  // The options every consumer of an app shares: one field rather than three per socket.
+  readonly #options: ConsumerOptions;
   // Created on the first join: many consumers never join a group. A small list: a
   // consumer is in a few groups.
   #joined: string[] | undefined;
-  readonly #queue: SerialQueue<WebsocketConsumer>;
-  readonly #maxQueued: number;
-  #detach: (() => void) | undefined;
+  // The serial queue, kept in the consumer rather than an object of its own (64 bytes a
+  // socket): tasks queued or running asynchronously, and the promise of the last one,
+  // dropped when idle. Synchronous tasks on an idle queue run at once, with no promise.
+  #pending = 0;
+  #tail: Promise<void> | undefined;
   /** No `onWebsocketSend` handler: broadcasts go straight to the socket (asked once). */
   #forwardsSends: boolean | undefined;
 
   constructor(scope: Scope, connection: Connection, options: ConsumerOptions = {}) {
     this.scope = scope;
     this.connection = connection;
-    this.layer = options.layer;
-    this.logger = options.logger ?? fallbackLogger();
-    this.#maxQueued = options.maxQueuedMessages ?? 1_000;
-    this.#queue = new SerialQueue<WebsocketConsumer>(this, WebsocketConsumer.#queueFailed);
+    this.#options = options;
   }
 
-  // One function for every instance, instead of a closure per socket.
-  static readonly #queueFailed = (consumer: WebsocketConsumer, error: unknown): void => {
-    consumer.#crashed(error);
-  };
+  /** The channel layer, when one was passed to {@link asApp}. */
+  get layer(): ChannelLayer | undefined {
+    return this.#options.layer;
+  }
+
+  protected get logger(): Logger {
+    return this.#options.logger ?? fallbackLogger();
+  }
 
   /**
    * Makes an {@link Application} that runs one instance of this consumer per connection.
@@ -134,52 +145,115 @@ export class WebsocketConsumer {
 
   #start(): void {
     const { connection, layer } = this;
-    connection.onClose((event) => this.#stop(event));
+    // A connection of this library takes the consumer itself as its listener: no
+    // closures per socket. Other Connection implementations get functions.
+    if (connection instanceof BaseConnection) connection.listenForClose(this);
+    else connection.onClose((event) => this[kConnectionClosed](event));
     if (layer !== undefined) {
-      this.channelName = layer.newChannel();
-      this.#detach = layer.attach(
-        this.channelName,
-        (delivery: Envelope | EnvelopeBatch) => this.#receiveLayer(delivery),
-        { batches: true },
-      );
-    }
-    this.#queue.run(async () => {
-      for (const group of this.groups) await this.groupAdd(group);
-      await this.connect();
-      if (connection.state === 'pending') {
-        this.logger.warn(
-          { path: this.scope.path },
-          'connect() neither accepted nor closed; closing',
-        );
-        this.close(CloseCode.Forbidden, CloseReason.Forbidden);
-        return;
-      }
-      connection.onMessage((data) => {
-        if (this.#queue.pending >= this.#maxQueued) {
-          this.close(CloseCode.TooManyRequests, CloseReason.TooManyRequests);
-          return;
-        }
-        this.#queue.run(() => this.receive(data));
+      const channel = layer.newChannel();
+      this.channelName = channel;
+      layer.attach(channel, (delivery: Envelope | EnvelopeBatch) => this.#receiveLayer(delivery), {
+        batches: true,
       });
-    });
+    }
+    this.#run(WebsocketConsumer.#setUp, undefined);
   }
 
-  async #stop(event: CloseEvent): Promise<void> {
-    this.#queue.run(() => this.disconnect(event));
-    await this.#queue.idle();
-    this.#detach?.();
+  static async #setUp(consumer: WebsocketConsumer): Promise<void> {
+    for (const group of consumer.groups) await consumer.groupAdd(group);
+    await consumer.connect();
+    const { connection } = consumer;
+    if (connection.state === 'pending') {
+      consumer.logger.warn(
+        { path: consumer.scope.path },
+        'connect() neither accepted nor closed; closing',
+      );
+      consumer.close(CloseCode.Forbidden, CloseReason.Forbidden);
+      return;
+    }
+    if (connection instanceof BaseConnection) connection.listenForMessages(consumer);
+    else connection.onMessage((data) => consumer[kConnectionMessage](data));
+  }
+
+  /** @internal A frame from the client, in order. */
+  [kConnectionMessage](data: IncomingData): void {
+    if (this.#pending >= this.#maxQueued) {
+      this.close(CloseCode.TooManyRequests, CloseReason.TooManyRequests);
+      return;
+    }
+    this.#run(WebsocketConsumer.#receiveFrame, data);
+  }
+
+  static #receiveFrame(consumer: WebsocketConsumer, data: IncomingData): unknown {
+    return consumer.receive(data);
+  }
+
+  /** @internal The connection closed: disconnect, then leave the layer. */
+  [kConnectionClosed](event: CloseEvent): void | Promise<void> {
+    this.#run(WebsocketConsumer.#disconnect, event);
+    // A synchronous disconnect on an idle queue: nothing to wait for, no promise.
+    if (this.#tail === undefined) return this.#leaveLayer();
+    return this.#idle().then(() => this.#leaveLayer());
+  }
+
+  static #disconnect(consumer: WebsocketConsumer, event: CloseEvent): unknown {
+    return consumer.disconnect(event);
+  }
+
+  /** Detaching leaves every group too (a promise while a Redis layer confirms it). */
+  #leaveLayer(): void | Promise<void> {
     const layer = this.layer;
     const channel = this.channelName;
-    const joined = this.#joined;
     this.#joined = undefined;
-    if (layer !== undefined && channel !== undefined && joined !== undefined) {
-      const leave = (group: string): Promise<void> =>
-        layer.groupDiscard(group, channel).catch((error: unknown) => {
-          this.logger.warn({ err: error, group }, 'could not leave group on disconnect');
-        });
-      if (joined.length === 1) await leave(joined[0]!);
-      else await Promise.all(joined.map(leave));
+    if (layer === undefined || channel === undefined) return;
+    return layer.detach(channel);
+  }
+
+  get #maxQueued(): number {
+    return this.#options.maxQueuedMessages ?? 1_000;
+  }
+
+  /**
+   * Runs `task(this, argument)` after the tasks before it. A task with a static function
+   * and an argument rather than a closure: frames and broadcasts allocate none when
+   * the queue is idle and the handler synchronous.
+   */
+  #run<A>(task: (consumer: WebsocketConsumer, argument: A) => unknown, argument: A): void {
+    if (this.#pending === 0) {
+      let result: unknown;
+      try {
+        result = task(this, argument);
+      } catch (error) {
+        this.#crashed(error);
+        return;
+      }
+      if (isThenable(result)) this.#track(Promise.resolve(result));
+      return;
     }
+    this.#track((this.#tail ?? Promise.resolve()).then(() => task(this, argument)));
+  }
+
+  #track(work: Promise<unknown>): void {
+    this.#pending += 1;
+    const tail: Promise<void> = work.then(
+      () => this.#settled(tail),
+      (error: unknown) => {
+        this.#settled(tail);
+        this.#crashed(error);
+      },
+    );
+    this.#tail = tail;
+  }
+
+  #settled(tail: Promise<void>): void {
+    this.#pending -= 1;
+    // Idle again: drop the settled promise instead of keeping it for the socket's life.
+    if (this.#pending === 0 && this.#tail === tail) this.#tail = undefined;
+  }
+
+  /** Resolves when every task queued so far has finished. */
+  #idle(): Promise<void> {
+    return this.#tail ?? Promise.resolve();
   }
 
   /**
@@ -188,7 +262,7 @@ export class WebsocketConsumer {
    */
   #forwardsNow(): boolean {
     return (
-      this.#queue.pending === 0 &&
+      this.#pending === 0 &&
       (this.#forwardsSends ??= this.#findHandler('websocket.send') === undefined)
     );
   }
@@ -219,14 +293,18 @@ export class WebsocketConsumer {
         this.connection.send(outbound);
       return;
     }
-    if (this.#queue.pending >= this.#maxQueued) {
+    if (this.#pending >= this.#maxQueued) {
       this.logger.warn(
         { type: envelope.message.type },
         'consumer queue full: layer message dropped',
       );
       return;
     }
-    this.#queue.run(() => this.dispatch(envelope));
+    this.#run(WebsocketConsumer.#dispatch, envelope);
+  }
+
+  static #dispatch(consumer: WebsocketConsumer, envelope: Envelope): unknown {
+    return consumer.dispatch(envelope);
   }
 
   #crashed(error: unknown): void {

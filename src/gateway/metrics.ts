@@ -143,6 +143,7 @@ export class GatewayMetrics {
     return {
       newChannel: (prefix) => layer.newChannel(prefix),
       attach: (channel, receiver, options) => layer.attach(channel, receiver, options),
+      detach: (channel, receiver) => layer.detach(channel, receiver),
       send: (channel, message) => timed('send', () => layer.send(channel, message)),
       receive: (channel, signal) => layer.receive(channel, signal),
       // Membership changes run per join and leave, not per message: left untimed.

@@ -115,10 +115,21 @@ export interface ChannelLayer {
   /** A new unique channel name for this process, e.g. `specific.a1b2c3.42`. */
   newChannel(prefix?: string): string;
   /**
-   * Pushes every message for `channel` to `receiver` until the returned function is
-   * called, which also removes the channel from every group it is in.
+   * Pushes every message for `channel` to `receiver` until {@link detach}.
+   * @throws {TypeError} when the channel already has a receiver.
    */
-  attach(channel: string, receiver: ChannelReceiver, options?: AttachOptions): () => void;
+  attach(channel: string, receiver: ChannelReceiver, options?: AttachOptions): void;
+  /**
+   * Stops pushing `channel`'s messages and removes the channel from every group it is
+   * in. With `receiver`, only while that receiver is the one attached (a late detach
+   * must not remove its successor). A method rather than a function returned by
+   * {@link attach}: no closure per attached channel.
+   *
+   * @returns nothing when done at once, or a promise that settles once a backing service
+   * has dropped the memberships (Redis); it never rejects: a membership that could not
+   * be dropped expires.
+   */
+  detach(channel: string, receiver?: ChannelReceiver): void | Promise<void>;
   /** Sends to one channel. @throws {@link ChannelFullError} when its queue is full. */
   send(channel: string, message: LayerMessage): Promise<void>;
   /** Waits for the next message on a channel that has no receiver attached. */

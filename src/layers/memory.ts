@@ -45,14 +45,27 @@ export interface MemoryChannelLayerOptions {
   now?: () => number;
 }
 
-interface Membership {
-  readonly channel: string;
-  joinedAt: number;
-  /** The channel's receiver when attached; kept in step by attach and detach. */
+/**
+ * A channel of this process that has a receiver or is in a group: one record, so that a
+ * socket's channel costs one map entry.
+ */
+interface LocalChannel {
+  readonly name: string;
   receiver: ChannelReceiver | undefined;
-  /** Whether that receiver takes whole batches. */
+  /** Whether the receiver takes whole batches. */
   batches: boolean;
+  /** The channel's groups: a small list, a channel is in a few. */
+  groups: string[] | undefined;
 }
+
+interface Membership {
+  readonly channel: LocalChannel;
+  /** When it joined, in ms since the layer was made (see `#sinceEpoch`). */
+  readonly joinedAt: number;
+}
+
+/** 2^30: every V8 build stores integers below it unboxed. */
+const SMALL_INTEGER_LIMIT = 0x4000_0000;
 
 interface QueuedMessage {
   readonly message: LayerMessage;
@@ -85,18 +98,14 @@ export class MemoryChannelLayer implements ChannelLayer {
   readonly #now: () => number;
   readonly #prefix = randomBytes(6).toString('hex');
   #counter = 0;
-  readonly #receivers = new Map<string, ChannelReceiver>();
-  /** Receivers attached with `{ batches: true }`. */
-  readonly #batchReceivers = new WeakSet<ChannelReceiver>();
+  /** When the layer was made: the origin of {@link Membership.joinedAt}. */
+  readonly #epoch: number;
+  /** Channels with a receiver or a group. */
+  readonly #channels = new Map<string, LocalChannel>();
   readonly #queues = new Map<string, QueuedMessage[]>();
   readonly #waiters = new Map<string, ((message: LayerMessage) => void)[]>();
-  /** group → channel → membership (with the receiver, so a group send needs no lookup) */
+  /** group → channel name → membership (with the channel, so a group send needs no lookup) */
   readonly #groups = new Map<string, Map<string, Membership>>();
-  /**
-   * channel → its groups, so a detach leaves them without scanning every group. A small
-   * list: a channel is in a few groups.
-   */
-  readonly #channelGroups = new Map<string, string[]>();
 
   #leave(group: string, channel: string): void {
     const members = this.#groups.get(group);
@@ -104,11 +113,34 @@ export class MemoryChannelLayer implements ChannelLayer {
       members.delete(channel);
       if (members.size === 0) this.#groups.delete(group);
     }
-    const groups = this.#channelGroups.get(channel);
-    if (groups !== undefined) {
-      removeItem(groups, group);
-      if (groups.length === 0) this.#channelGroups.delete(channel);
+    const local = this.#channels.get(channel);
+    if (local !== undefined) {
+      removeItem(local.groups, group);
+      this.#forgetIfUnused(local);
     }
+  }
+
+  /**
+   * Milliseconds since the layer was made, as a small integer while one holds it (12
+   * days): V8 keeps a small integer in the object, a time in a number box of its own.
+   */
+  #sinceEpoch(): number {
+    const elapsed = this.#now() - this.#epoch;
+    return elapsed < SMALL_INTEGER_LIMIT && elapsed > -SMALL_INTEGER_LIMIT ? elapsed | 0 : elapsed;
+  }
+
+  #localChannel(name: string): LocalChannel {
+    let local = this.#channels.get(name);
+    if (local === undefined) {
+      local = { name, receiver: undefined, batches: false, groups: undefined };
+      this.#channels.set(name, local);
+    }
+    return local;
+  }
+
+  #forgetIfUnused(local: LocalChannel): void {
+    if (local.receiver === undefined && (local.groups === undefined || local.groups.length === 0))
+      this.#channels.delete(local.name);
   }
 
   /** @throws {RangeError} for invalid options. */
@@ -131,6 +163,7 @@ export class MemoryChannelLayer implements ChannelLayer {
     this.#expiry = expiry;
     this.#groupExpiry = groupExpiry;
     this.#now = now;
+    this.#epoch = now();
   }
 
   newChannel(prefix = 'specific'): string {
@@ -139,31 +172,27 @@ export class MemoryChannelLayer implements ChannelLayer {
     return name;
   }
 
-  attach(channel: string, receiver: ChannelReceiver, options: AttachOptions = {}): () => void {
+  attach(channel: string, receiver: ChannelReceiver, options: AttachOptions = {}): void {
     assertValidName('channel', channel);
-    if (this.#receivers.has(channel))
+    const local = this.#localChannel(channel);
+    if (local.receiver !== undefined)
       throw new TypeError(`Channel ${channel} already has a receiver`);
-    this.#receivers.set(channel, receiver);
-    const batches = options.batches === true;
-    if (batches) this.#batchReceivers.add(receiver);
-    for (const group of this.#channelGroups.get(channel) ?? []) {
-      const membership = this.#groups.get(group)?.get(channel);
-      if (membership !== undefined) {
-        membership.receiver = receiver;
-        membership.batches = batches;
-      }
-    }
+    local.receiver = receiver;
+    local.batches = options.batches === true;
     for (const queued of this.#takeQueue(channel)) this.#hand(receiver, new Envelope(queued));
-    return () => {
-      if (this.#receivers.get(channel) !== receiver) return;
-      this.#receivers.delete(channel);
-      // Only this channel's groups: walking every group of the process made a detach
-      // cost O(groups), which a reconnect storm multiplies.
-      const groups = this.#channelGroups.get(channel);
-      if (groups === undefined) return;
-      this.#channelGroups.delete(channel);
-      for (const group of groups) this.#leave(group, channel);
-    };
+  }
+
+  detach(channel: string, receiver?: ChannelReceiver): void {
+    const local = this.#channels.get(channel);
+    if (local?.receiver === undefined) return;
+    if (receiver !== undefined && local.receiver !== receiver) return;
+    local.receiver = undefined;
+    // Only this channel's groups: walking every group of the process made a detach
+    // cost O(groups), which a reconnect storm multiplies.
+    const groups = local.groups;
+    local.groups = undefined;
+    this.#channels.delete(channel);
+    for (const group of groups ?? []) this.#leave(group, channel);
   }
 
   #hand(receiver: ChannelReceiver, envelope: Envelope): void {
@@ -180,7 +209,7 @@ export class MemoryChannelLayer implements ChannelLayer {
 
   /** Queues or hands over; returns false when the channel is full. */
   #offer(channel: string, message: LayerMessage, envelope?: Envelope): boolean {
-    const receiver = this.#receivers.get(channel);
+    const receiver = this.#channels.get(channel)?.receiver;
     if (receiver !== undefined) {
       this.#hand(receiver, envelope ?? new Envelope(message));
       return true;
@@ -217,7 +246,7 @@ export class MemoryChannelLayer implements ChannelLayer {
 
   receive(channel: string, signal?: AbortSignal): Promise<LayerMessage> {
     assertValidName('channel', channel);
-    if (this.#receivers.has(channel)) {
+    if (this.#channels.get(channel)?.receiver !== undefined) {
       return Promise.reject(new TypeError(`Channel ${channel} has a receiver attached`));
     }
     const [first, ...rest] = this.#takeQueue(channel);
@@ -261,14 +290,9 @@ export class MemoryChannelLayer implements ChannelLayer {
       members = new Map();
       this.#groups.set(group, members);
     }
-    const receiver = this.#receivers.get(channel);
-    members.set(channel, {
-      channel,
-      joinedAt: this.#now(),
-      receiver,
-      batches: receiver !== undefined && this.#batchReceivers.has(receiver),
-    });
-    this.#channelGroups.set(channel, withItem(this.#channelGroups.get(channel), group));
+    const local = this.#localChannel(channel);
+    members.set(channel, { channel: local, joinedAt: this.#sinceEpoch() });
+    local.groups = withItem(local.groups, group);
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {
@@ -290,7 +314,8 @@ export class MemoryChannelLayer implements ChannelLayer {
     const envelopes = messages.map((message) => new Envelope(message));
     // One batch object for all members, so what it derives (the frames) is made once.
     const batch = envelopes.length > 1 ? new EnvelopeBatch(envelopes) : undefined;
-    const expiredBefore = this.#groupExpiry > 0 ? this.#now() - this.#groupExpiry : -Infinity;
+    const expiredBefore =
+      this.#groupExpiry > 0 ? this.#sinceEpoch() - this.#groupExpiry : -Infinity;
     let delivered = 0;
     let handed = 0;
     let dropped = 0;
@@ -298,21 +323,22 @@ export class MemoryChannelLayer implements ChannelLayer {
     // send to 10,000 members allocates nothing per member. Member by member: a burst
     // reaches each member while its consumer and socket are hot in the CPU's cache.
     for (const membership of members.values()) {
+      const channel = membership.channel;
       if (membership.joinedAt <= expiredBefore) {
-        this.#leave(group, membership.channel);
+        this.#leave(group, channel.name);
         continue;
       }
-      if (batch !== undefined && membership.batches && membership.receiver !== undefined) {
-        handOver(membership.receiver as BatchChannelReceiver, batch);
+      if (batch !== undefined && channel.batches && channel.receiver !== undefined) {
+        handOver(channel.receiver as BatchChannelReceiver, batch);
         handed += envelopes.length;
         continue;
       }
       for (const envelope of envelopes) {
-        const receiver = membership.receiver;
+        const receiver = channel.receiver;
         if (receiver !== undefined) {
           handOver(receiver, envelope);
           handed += 1;
-        } else if (this.#offer(membership.channel, envelope.message, envelope)) delivered += 1;
+        } else if (this.#offer(channel.name, envelope.message, envelope)) delivered += 1;
         else dropped += 1;
       }
     }
@@ -329,10 +355,9 @@ export class MemoryChannelLayer implements ChannelLayer {
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
-    this.#receivers.clear();
+    this.#channels.clear();
     this.#queues.clear();
     this.#groups.clear();
-    this.#channelGroups.clear();
     for (const waiters of this.#waiters.values()) waiters.length = 0;
     this.#waiters.clear();
   }

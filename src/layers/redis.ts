@@ -616,16 +616,18 @@ export class RedisChannelLayer implements ChannelLayer {
   /**
    * Hands every message for `channel` to `receiver`, without a Redis round trip for
    * sends from this process. Messages queued before the receiver arrived are handed
-   * over too. The returned function detaches and leaves every group.
+   * over too. {@link detach} stops it and leaves every group.
    *
    * @example
    * ```ts
-   * const detach = layer.attach(layer.newChannel(), (envelope) => socket.send(envelope.json));
+   * const channel = layer.newChannel();
+   * layer.attach(channel, (envelope) => socket.send(envelope.json));
+   * socket.on('close', () => layer.detach(channel));
    * ```
    * @throws {TypeError} when the channel is not from this layer's {@link newChannel}
    * (other processes could not route to it) or already has a receiver.
    */
-  attach(channel: string, receiver: ChannelReceiver): () => void {
+  attach(channel: string, receiver: ChannelReceiver): void {
     assertValidName('channel', channel);
     if (this.#ownerOf(channel) !== this.processId) {
       throw new TypeError(
@@ -642,7 +644,12 @@ export class RedisChannelLayer implements ChannelLayer {
       for (const [group, joinedAt] of queued) this.#promote(group, channel, joinedAt);
     }
     if (this.#maybeQueued.delete(channel)) this.#drain(channel, receiver);
-    return () => this.#detach(channel, receiver);
+  }
+
+  detach(channel: string, receiver?: ChannelReceiver): void | Promise<void> {
+    const attached = this.#receivers.get(channel);
+    if (attached === undefined || (receiver !== undefined && attached !== receiver)) return;
+    return this.#detach(channel, attached);
   }
 
   /** A queued member of this process got a receiver: group messages now come by pub/sub. */
@@ -671,7 +678,7 @@ export class RedisChannelLayer implements ChannelLayer {
       .catch((err: unknown) => this.#logger.debug({ err, channel }, 'drain failed'));
   }
 
-  #detach(channel: string, receiver: ChannelReceiver): void {
+  #detach(channel: string, receiver: ChannelReceiver): void | Promise<void> {
     if (this.#receivers.get(channel) !== receiver) return;
     this.#receivers.delete(channel);
     const groups = [...(this.#memberOf.get(channel) ?? [])];
@@ -679,8 +686,11 @@ export class RedisChannelLayer implements ChannelLayer {
     if (groups.length === 0 || this.#redis.cmd?.status !== 'ready') return; // expiry cleans up
     const batch = this.#redis.cmd.pipeline();
     for (const group of groups) batch.zrem(this.#groupKey(group), channel);
-    execChecked(batch).catch((err: unknown) =>
-      this.#logger.debug({ err, channel }, 'leaving groups on detach failed'),
+    return execChecked(batch).then(
+      () => undefined,
+      (err: unknown) => {
+        this.#logger.warn({ err, channel }, 'could not leave groups on detach; they expire');
+      },
     );
   }
 

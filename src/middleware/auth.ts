@@ -36,6 +36,7 @@ import { defaultLogger } from '../logging.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
 import { isAuthFrame, parseJsonObject } from '../protocol/messages.js';
 import { deriveScope } from '../scope.js';
+import { SmallMultiMap } from '../small-list.js';
 import type { ClientAddress, Scope } from '../scope.js';
 import { originMatcher } from './origin.js';
 import type { OriginCheckOptions } from './origin.js';
@@ -166,12 +167,14 @@ interface SessionOwner {
  * connection: takes `{"type":"auth"}` frames out for in-band refresh and leaves the
  * indexes when the connection closes.
  */
-class Session implements ConnectionGuard {
+class Session implements ConnectionGuard, LiveSession {
   readonly connection: Connection;
   // What failures log and count; not the whole scope (~150 bytes a socket).
   readonly path: string;
   readonly client: ClientAddress;
-  current: Verified;
+  /** The credential's user and how it was authenticated; `auth` is the scope's object. */
+  user: User;
+  auth: AuthInfo;
   /** In-band refreshes, verified one after another. */
   refreshing: Promise<void> | undefined = undefined;
   /** The expiry wheel's bucket, while the session is in one. */
@@ -180,11 +183,12 @@ class Session implements ConnectionGuard {
   indexed = false;
   readonly #owner: SessionOwner;
 
-  constructor(connection: Connection, scope: Scope, current: Verified, owner: SessionOwner) {
+  constructor(connection: Connection, scope: Scope, auth: AuthInfo, owner: SessionOwner) {
     this.connection = connection;
     this.path = scope.path;
     this.client = scope.client;
-    this.current = current;
+    this.user = scope.user;
+    this.auth = auth;
     this.#owner = owner;
   }
 
@@ -206,33 +210,13 @@ class Session implements ConnectionGuard {
   }
 }
 
-function describeSession(session: Session): LiveSession {
-  const { result, authenticator, transport } = session.current;
+function authInfoOf({ result, authenticator, transport }: Verified): AuthInfo {
   return {
-    user: result.user,
-    auth: {
-      method: transport,
-      authenticator,
-      credentialId: result.credentialId,
-      expiresAt: result.expiresAt,
-    },
+    method: transport,
+    authenticator,
+    credentialId: result.credentialId,
+    expiresAt: result.expiresAt,
   };
-}
-
-function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key);
-  if (set === undefined) {
-    set = new Set();
-    map.set(key, set);
-  }
-  set.add(value);
-}
-
-function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (set === undefined) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
 }
 
 /** Expiry checks happen on whole-second ticks: a credential closes at most 1 s late. */
@@ -247,7 +231,8 @@ const EXPIRY_TICK = 1_000;
 class ExpiryWheel {
   readonly #now: () => number;
   readonly #expire: (session: Session) => void;
-  readonly #buckets = new Map<number, Set<Session>>();
+  // Most buckets hold one session: tokens are issued at different times.
+  readonly #buckets = new SmallMultiMap<number, Session>();
   #count = 0;
   #timer: NodeJS.Timeout | undefined;
 
@@ -259,7 +244,7 @@ class ExpiryWheel {
   add(session: Session, expiresAt: Date | null): void {
     if (expiresAt === null) return;
     const bucket = Math.ceil(expiresAt.getTime() / EXPIRY_TICK);
-    addTo(this.#buckets, bucket, session);
+    this.#buckets.add(bucket, session);
     session.expiryBucket = bucket;
     this.#count += 1;
     if (this.#timer === undefined) {
@@ -273,17 +258,17 @@ class ExpiryWheel {
     if (bucket === undefined) return;
     session.expiryBucket = undefined;
     this.#count -= 1;
-    removeFrom(this.#buckets, bucket, session);
+    this.#buckets.delete(bucket, session);
     if (this.#count === 0) this.stop();
   }
 
   #sweep(): void {
     const now = this.#now();
     const due: Session[] = [];
-    for (const [bucket, sessions] of this.#buckets) {
+    for (const [bucket, sessions] of this.#buckets.entries()) {
       if (bucket * EXPIRY_TICK > now) continue;
       for (const session of sessions) {
-        const expiresAt = session.current.result.expiresAt;
+        const expiresAt = session.auth.expiresAt;
         if (expiresAt !== null && expiresAt.getTime() <= now) due.push(session);
       }
     }
@@ -440,31 +425,32 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
   // Indexes for revocation: one broadcast per revocation reaches every process, which
   // closes its own matching sockets. No per-connection layer group: a handshake costs
   // no layer round trip and no per-connection subscription.
-  const byCredential = new Map<string, Set<Session>>();
-  const byUser = new Map<string, Set<Session>>();
+  // Most credentials and users have one socket: no Set each (~250 bytes) until a second.
+  const byCredential = new SmallMultiMap<string, Session>();
+  const byUser = new SmallMultiMap<string, Session>();
   const expiries = new ExpiryWheel(now, (session) => {
     session.connection.close(CloseCode.Unauthorized, CloseReason.TokenExpired);
   });
   const indexSession = (session: Session): void => {
     if (session.indexed) return;
     session.indexed = true;
-    const { result } = session.current;
+    const { user, auth } = session;
     sessionCount += 1;
-    addTo(byUser, result.user.id, session);
-    if (result.credentialId !== null) addTo(byCredential, result.credentialId, session);
-    expiries.add(session, result.expiresAt);
+    byUser.add(user.id, session);
+    if (auth.credentialId !== null) byCredential.add(auth.credentialId, session);
+    expiries.add(session, auth.expiresAt);
   };
   const unindexSession = (session: Session): void => {
     if (!session.indexed) return;
     session.indexed = false;
-    const { result } = session.current;
+    const { user, auth } = session;
     sessionCount -= 1;
-    removeFrom(byUser, result.user.id, session);
-    if (result.credentialId !== null) removeFrom(byCredential, result.credentialId, session);
+    byUser.delete(user.id, session);
+    if (auth.credentialId !== null) byCredential.delete(auth.credentialId, session);
     expiries.remove(session);
   };
-  const closeSessions = (found: Set<Session> | undefined): void => {
-    for (const session of [...(found ?? [])]) {
+  const closeSessions = (found: readonly Session[]): void => {
+    for (const session of found) {
       session.connection.close(CloseCode.Unauthorized, CloseReason.TokenRevoked);
     }
   };
@@ -479,7 +465,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
   // One channel per middleware instance hears revocations: it evicts the caches and
   // closes the matching sockets of this process.
   const broadcastChannel = layer.newChannel('revocations');
-  const detachBroadcast = layer.attach(broadcastChannel, ({ message }) => {
+  layer.attach(broadcastChannel, ({ message }) => {
     if (message.type !== 'auth.revoked') return;
     const { credentialId, userId } = message;
     for (const authenticator of authenticators) {
@@ -582,7 +568,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     session.refreshing = (session.refreshing ?? Promise.resolve()).then(async () => {
       try {
         const next = await verify(token, 'in-band');
-        if (next.result.user.id !== session.current.result.user.id) {
+        if (next.result.user.id !== session.user.id) {
           throw new AuthenticationError(
             'ERR_CONFLICTING_CREDENTIALS',
             'refresh names another user',
@@ -590,7 +576,8 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
         }
         if (connection.state !== 'open') return;
         unindexSession(session);
-        session.current = next;
+        session.user = next.result.user;
+        session.auth = authInfoOf(next);
         indexSession(session);
         report('in-band', next.authenticator, 'success');
       } catch (error) {
@@ -609,15 +596,9 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
         return joinedBroadcast.then(() => enter(scope, connection, verified));
       }
       if (connection.state === 'closed') return;
-      const { result } = verified;
-      const auth: AuthInfo = {
-        method: verified.transport,
-        authenticator: verified.authenticator,
-        credentialId: result.credentialId,
-        expiresAt: result.expiresAt,
-      };
-      const userScope = deriveScope(scope, { user: result.user, auth });
-      const session = new Session(connection, userScope, verified, sessionOwner);
+      const auth = authInfoOf(verified);
+      const userScope = deriveScope(scope, { user: verified.result.user, auth });
+      const session = new Session(connection, userScope, auth, sessionOwner);
       indexSession(session);
       let appConnection = connection;
       // A guard costs nothing per socket; other connections get a listener and a wrapper.
@@ -743,10 +724,11 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     async recheckAll(): Promise<number> {
       if (recheck === undefined) return 0;
       let closed = 0;
-      const live = [...byUser.values()].flatMap((found) => [...found]);
+      const live = [...byUser.entries()].flatMap(([, found]) => [...found]);
       for (const tracked of live) {
         const { connection } = tracked;
-        const session = describeSession(tracked);
+        // A copy: the callback must not reach the connection or the indexes.
+        const session: LiveSession = { user: tracked.user, auth: tracked.auth };
         if (session.auth.credentialId !== null) {
           for (const authenticator of authenticators) {
             authenticator.invalidateCredential?.(session.auth.credentialId);
@@ -768,7 +750,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     },
     async close(): Promise<void> {
       await joinedBroadcast;
-      detachBroadcast();
+      await layer.detach(broadcastChannel);
       expiries.stop();
     },
   });

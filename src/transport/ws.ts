@@ -6,7 +6,7 @@
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from 'pino';
@@ -133,9 +133,6 @@ function onPendingSocketClose(this: Duplex): void {
 function onSocketMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
   (this as OwnedWebSocket)[kConnection].received(data, isBinary);
 }
-function onSocketPong(this: WebSocket): void {
-  (this as OwnedWebSocket)[kConnection].alive = true;
-}
 function onSocketError(this: WebSocket, error: Error & { code?: string }): void {
   (this as OwnedWebSocket)[kConnection].protocolError(error);
 }
@@ -181,10 +178,12 @@ class WsConnection extends BaseConnection {
   /** While frames are queued: what the socket held at the turn's first frame, plus them. */
   #queuedBytes = 0;
   #serverClosed = false;
-  /** Set by any sign of life; cleared by each heartbeat tick. */
-  alive = true;
-  /** When the handshake is refused if the app has not decided (ms, `Date.now()`). */
-  handshakeDeadline = 0;
+  /**
+   * The socket's `bytesRead` at the last heartbeat ping, -1 before the first. Any bytes
+   * since, a pong or a frame, are a sign of life: no `pong` listener (a fourth key in
+   * ws's listener dictionary costs ~100 bytes a socket) and no write per frame.
+   */
+  #bytesReadAtPing = -1;
 
   constructor(
     transport: WebSocketTransport,
@@ -229,9 +228,10 @@ class WsConnection extends BaseConnection {
     // per connection (about 300 bytes each time 15,000 idle sockets).
     (ws as OwnedWebSocket)[kConnection] = this;
     ws.on('message', onSocketMessage);
-    ws.on('pong', onSocketPong);
     ws.on('error', onSocketError);
     ws.on('close', onSocketClose);
+    // ws has its own socket error listener now; ours was for the handshake only.
+    this.#socket.off('error', destroyOnError);
   }
 
   protected override onFinished(): void {
@@ -241,7 +241,6 @@ class WsConnection extends BaseConnection {
 
   /** @internal Called by the shared `message` listener. */
   received(data: Buffer, isBinary: boolean): void {
-    this.alive = true;
     this.#transport.stats.messagesIn += 1;
     this.deliverMessage(
       isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString(),
@@ -341,15 +340,18 @@ class WsConnection extends BaseConnection {
     else this.#socket.destroy();
   }
 
-  /** Heartbeat tick: disconnects a peer silent since the last tick, then pings. */
+  /** Heartbeat tick: disconnects a peer silent since the last ping, then pings. */
   heartbeat(): void {
     if (this.#ws === undefined || this.state !== 'open') return;
-    if (!this.alive) {
+    // Node's HTTP server hands upgrades a net.Socket (or TLS socket), which counts reads;
+    // a stream that does not is never taken for dead.
+    const bytesRead = (this.#socket as Partial<Socket>).bytesRead ?? -1;
+    if (bytesRead !== -1 && bytesRead === this.#bytesReadAtPing) {
       this.#transport.logger.debug({ connection: this.id }, 'peer did not answer ping');
       this.terminate();
       return;
     }
-    this.alive = false;
+    this.#bytesReadAtPing = bytesRead;
     this.#ws.ping();
   }
 }
@@ -375,10 +377,13 @@ export class WebSocketTransport {
   #dirty: WsConnection[] = [];
   #closing = false;
   /**
-   * Handshakes the app has not decided yet, in arrival order, which is deadline order
-   * (one timeout for all): one sweep timer instead of a timer set and cleared per socket.
+   * Handshakes the app has not decided yet → their deadline (ms, `Date.now()`), in
+   * arrival order, which is deadline order (one timeout for all): one sweep timer instead
+   * of a timer set and cleared per socket. The deadline lives here, not on the
+   * connection: a time does not fit a small integer, and a field that held one keeps a
+   * 16-byte number box for the socket's whole life.
    */
-  readonly #undecided = new Set<WsConnection>();
+  readonly #undecided = new Map<WsConnection, number>();
   #deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(httpServer: Server, app: Application, options: WebSocketTransportOptions = {}) {
@@ -450,8 +455,8 @@ export class WebSocketTransport {
     const period = Math.min(1_000, Math.max(10, Math.floor(this.#handshakeTimeout / 10)));
     const timer = setInterval(() => {
       const now = Date.now();
-      for (const connection of this.#undecided) {
-        if (connection.handshakeDeadline > now) break;
+      for (const [connection, deadline] of this.#undecided) {
+        if (deadline > now) break;
         this.#undecided.delete(connection);
         if (connection.state === 'pending') {
           this.logger.warn({ connection: connection.id }, 'handshake timed out');
@@ -494,8 +499,7 @@ export class WebSocketTransport {
     const connection = new WsConnection(this, request, socket, head, scope);
     this.#connections.add(connection);
     if (this.#handshakeTimeout > 0) {
-      connection.handshakeDeadline = Date.now() + this.#handshakeTimeout;
-      this.#undecided.add(connection);
+      this.#undecided.set(connection, Date.now() + this.#handshakeTimeout);
       this.#deadlineTimer ??= this.#startDeadlineSweep();
     }
 

@@ -209,15 +209,51 @@ export function layerSuite(name: string, factory: LayerFactory): void {
         const channelA = layer.newChannel();
         const channelB = layer.newChannel();
         layer.attach(channelA, a.receiver);
-        const detachB = layer.attach(channelB, b.receiver);
+        layer.attach(channelB, b.receiver);
         await layer.groupAdd('g', channelA);
         await layer.groupAdd('g', channelB);
         await layer.groupDiscard('g', channelA);
-        detachB();
+        await layer.detach(channelB);
         await layer.groupSend('g', { type: 'gone' });
         await new Promise((resolve) => setTimeout(resolve, 50));
         assert.equal(a.received.length, 0);
         assert.equal(b.received.length, 0);
+      }),
+    );
+
+    it(
+      'detach leaves the groups: the channel attached again hears nothing from them',
+      withLayer(10, async (layer) => {
+        const first = collector();
+        const second = collector();
+        const channel = layer.newChannel();
+        layer.attach(channel, first.receiver);
+        await layer.groupAdd('g', channel);
+        await layer.detach(channel);
+        layer.attach(channel, second.receiver);
+        await layer.groupSend('g', { type: 'gone' });
+        await layer.send(channel, { type: 'direct' });
+        await eventually(() => second.received.length === 1, 2_000, 'direct message');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.deepEqual(second.received, [{ type: 'direct' }]);
+        assert.equal(first.received.length, 0);
+      }),
+    );
+
+    it(
+      'a detach naming a replaced receiver leaves its successor attached',
+      withLayer(10, async (layer) => {
+        const old = collector();
+        const current = collector();
+        const channel = layer.newChannel();
+        layer.attach(channel, old.receiver);
+        await layer.detach(channel, old.receiver);
+        layer.attach(channel, current.receiver);
+        await layer.detach(channel, old.receiver);
+        await layer.send(channel, { type: 'still here' });
+        await eventually(() => current.received.length === 1, 2_000, 'message to the successor');
+        assert.deepEqual(current.received, [{ type: 'still here' }]);
+        assert.equal(old.received.length, 0);
       }),
     );
 

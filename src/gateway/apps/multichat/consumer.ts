@@ -213,13 +213,13 @@ function recordReceivers(
 ): ChannelLayer {
   return {
     newChannel: (prefix?: string) => layer.newChannel(prefix),
-    attach(channel, receiver) {
-      const detach = layer.attach(channel, receiver);
+    attach(channel, receiver, options) {
+      layer.attach(channel, receiver, options);
       receivers.set(channel, receiver);
-      return () => {
-        receivers.delete(channel);
-        detach();
-      };
+    },
+    detach(channel, receiver) {
+      if (receiver === undefined || receivers.get(channel) === receiver) receivers.delete(channel);
+      return layer.detach(channel, receiver);
     },
     send: (channel, message) => layer.send(channel, message),
     receive: (channel, signal) => layer.receive(channel, signal),

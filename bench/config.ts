@@ -18,7 +18,13 @@ export interface Sizes {
   readonly memory: { readonly connections: readonly number[] };
   readonly handshakes: {
     readonly concurrency: readonly number[];
+    /** Measured time per case, split over {@link rounds}. */
     readonly durationMs: number;
+    /**
+     * Cases take turns in this many rounds (order rotated each round), so that the
+     * host's load drifting over a minute weighs on every case alike.
+     */
+    readonly rounds: number;
     readonly warmupMs: number;
     readonly maxCount: number;
     /** Pre-signed distinct JWTs of the uncached-JWT case (its count bound). */
@@ -65,6 +71,7 @@ export const FULL: Sizes = {
   handshakes: {
     concurrency: [50, 200],
     durationMs: 5_000,
+    rounds: 5,
     warmupMs: 1_000,
     maxCount: 100_000,
     uniqueJwts: 20_000,
@@ -91,6 +98,7 @@ export const SMOKE: Sizes = {
   handshakes: {
     concurrency: [20],
     durationMs: 500,
+    rounds: 1,
     warmupMs: 100,
     maxCount: 2_000,
     uniqueJwts: 300,

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { CloseCode } from './protocol/close-codes.js';
 import { isBearerSubprotocol } from './protocol/subprotocol.js';
-import { removeItem, withItem } from './small-list.js';
+import { itemsOf, withItem, withoutItem } from './small-list.js';
+import type { Few } from './small-list.js';
 import type { OutboundBatch, OutboundMessage } from './outbound.js';
 import type { Scope } from './scope.js';
 
@@ -195,7 +196,7 @@ export abstract class BaseConnection implements Connection {
   #held: IncomingData[] | undefined;
   // Most connections have one close listener (their consumer): kept as itself, a small
   // list from the second on (a one-entry Set costs ~250 bytes, an array ~56).
-  #closeListeners: AnyCloseListener | AnyCloseListener[] | undefined;
+  #closeListeners: Few<AnyCloseListener>;
   #guard: ConnectionGuard | undefined;
   readonly #offered: readonly string[];
   // Made only when someone asks: most connections never are (about 300 bytes each).
@@ -303,14 +304,7 @@ export abstract class BaseConnection implements Connection {
 
   /** @internal {@link onClose} for a listener object, registered until the close. */
   listenForClose(listener: ConnectionListener): void {
-    this.#addCloseListener(listener);
-  }
-
-  #addCloseListener(listener: AnyCloseListener): void {
-    const listeners = this.#closeListeners;
-    if (listeners === undefined) this.#closeListeners = listener;
-    else if (Array.isArray(listeners)) withItem(listeners, listener);
-    else if (listeners !== listener) this.#closeListeners = [listeners, listener];
+    this.#closeListeners = withItem(this.#closeListeners, listener);
   }
 
   /** @internal {@link onMessage} for a listener object, registered until the close. */
@@ -320,11 +314,9 @@ export abstract class BaseConnection implements Connection {
 
   onClose(listener: CloseListener): () => void {
     // Set semantics: one function registered twice runs once.
-    this.#addCloseListener(listener);
+    this.#closeListeners = withItem(this.#closeListeners, listener);
     return () => {
-      const listeners = this.#closeListeners;
-      if (listeners === listener) this.#closeListeners = undefined;
-      else if (Array.isArray(listeners)) removeItem(listeners, listener);
+      this.#closeListeners = withoutItem(this.#closeListeners, listener);
     };
   }
 
@@ -377,16 +369,16 @@ export abstract class BaseConnection implements Connection {
       // Like a close listener: it must not stop the others.
     }
     let pending: Promise<void> | undefined;
-    if (Array.isArray(listeners)) {
+    if (listeners !== undefined && !Array.isArray(listeners)) {
+      // One listener (a consumer), the usual case: no array, no Promise.all machinery.
+      pending = callCloseListener(listeners, event);
+    } else {
       const all: Promise<void>[] = [];
-      for (const listener of listeners) {
+      for (const listener of itemsOf(listeners)) {
         const result = callCloseListener(listener, event);
         if (result !== undefined) all.push(result);
       }
       if (all.length > 0) pending = all.length === 1 ? all[0] : Promise.all(all).then(toUndefined);
-    } else if (listeners !== undefined) {
-      // One listener (a consumer), the usual case: no array, no Promise.all machinery.
-      pending = callCloseListener(listeners, event);
     }
     if (pending === undefined) this.#finish();
     else void pending.then(() => this.#finish());

@@ -27,9 +27,11 @@ export type { Authenticator, AuthResult, AuthContext } from './auth/authenticato
 export {
   Envelope,
   EnvelopeBatch,
+  deliverTo,
   groupSendAll,
   isValidName,
   assertValidName,
+  kLayerDelivery,
 } from './layers/layer.js';
 export type {
   AttachOptions,
@@ -38,6 +40,7 @@ export type {
   LayerMessage,
   ChannelReceiver,
   GroupSendResult,
+  LayerListener,
 } from './layers/layer.js';
 export { OutboundBatch, OutboundMessage } from './outbound.js';
 export { createScope, deriveScope, headerValues, scopeFromRequest } from './scope.js';

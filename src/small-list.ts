@@ -1,26 +1,43 @@
 /**
- * Small lists used as sets: a connection's close listeners, a consumer's groups, a
- * channel's groups. They hold a few items, and a one-entry `Set` costs ~250 bytes a
- * socket where a one-entry array costs ~50.
+ * Small sets: a connection's close listeners, a consumer's groups, a channel's groups.
+ * They hold one item or a few, and a one-entry `Set` costs ~250 bytes a socket, a
+ * one-entry array ~56, the item alone nothing.
  *
  * @module
  * @internal
  */
 
 /**
- * The list with `item` added unless present. The first item makes a one-slot literal:
- * `[]` followed by `push` reserves 16 slots.
+ * A few items kept as a set: nothing, the lone item itself, or an array from the
+ * second item on. Items must not be arrays.
  */
-export function withItem<T>(list: T[] | undefined, item: T): T[] {
-  if (list === undefined) return [item];
-  if (!list.includes(item)) list.push(item);
-  return list;
+export type Few<T> = T | T[] | undefined;
+
+/** `few` with `item` added unless present (a new value: assign it back). */
+export function withItem<T>(few: Few<T>, item: T): Few<T> {
+  if (few === undefined) return item;
+  if (Array.isArray(few)) {
+    if (!few.includes(item)) few.push(item);
+    return few;
+  }
+  return few === item ? few : [few, item];
 }
 
-/** Removes `item` from the list when present. */
-export function removeItem<T>(list: T[] | undefined, item: T): void {
-  const index = list?.indexOf(item) ?? -1;
-  if (index !== -1) list!.splice(index, 1);
+/** `few` without `item` (a new value: assign it back). */
+export function withoutItem<T>(few: Few<T>, item: T): Few<T> {
+  if (few === item) return undefined;
+  if (Array.isArray(few)) {
+    const index = few.indexOf(item);
+    if (index !== -1) few.splice(index, 1);
+    return few.length === 0 ? undefined : few;
+  }
+  return few;
+}
+
+/** The items, in the order they were added. */
+export function itemsOf<T>(few: Few<T>): readonly T[] {
+  if (few === undefined) return [];
+  return Array.isArray(few) ? few : [few];
 }
 
 /**

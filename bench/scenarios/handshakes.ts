@@ -35,12 +35,13 @@ export async function handshakeScenario(
   servers: readonly ServerHandle[],
 ): Promise<ScenarioResult> {
   const { sizes, pool, progress } = context;
-  const { durationMs, warmupMs, maxCount, uniqueJwts } = sizes.handshakes;
+  const { durationMs, rounds, warmupMs, maxCount, uniqueJwts } = sizes.handshakes;
   const result = newResult(
     'handshakes',
     '(a) Authenticated handshakes per second',
     `Clients open a WebSocket, authenticate, and close it, in a loop at a fixed concurrency, ` +
-      `for ${durationMs / 1000} s per case. Portcullis: an opaque token in \`Authorization: Token\`, a ` +
+      `for ${durationMs / 1000} s per case, in ${rounds} turns taken in rotation with the ` +
+      `other cases (the load on a shared machine drifts). Portcullis: an opaque token in \`Authorization: Token\`, a ` +
       `ticket from \`POST /api/auth/ticket\` (the REST round trip is part of each handshake), ` +
       `a JWT from a pool of ${sizes.tokenPool} (verified once, then cached) and a distinct JWT per ` +
       `connection (no cache hit). Socket.IO: \`auth.token\` checked against a Map by \`io.use\`. ` +
@@ -113,43 +114,71 @@ export async function handshakeScenario(
     }
   }
 
+  // Every case of one concurrency takes turns, round by round, in an order rotated each
+  // round: on a shared machine the load drifts within a minute, and a case measured in
+  // one stretch of 5 s took the drift alone (rates of one server differed 2x by stretch).
+  const cases = servers.flatMap((server) =>
+    (plans.get(server) ?? []).map((method) => ({ server, method })),
+  );
   for (const concurrency of sizes.handshakes.concurrency) {
-    for (const server of servers) {
-      for (const method of plans.get(server) ?? []) {
-        const plan = await method.plan();
+    const totals = cases.map(() => ({
+      ok: 0,
+      elapsedMs: 0,
+      cpuUs: 0,
+      latencyMs: [] as number[],
+      errors: {} as Record<string, number>,
+    }));
+    for (let lap = 0; lap < rounds; lap += 1) {
+      for (let turn = 0; turn < cases.length; turn += 1) {
+        const index = (turn + lap) % cases.length;
+        const { server, method } = cases[index]!;
+        const total = totals[index]!;
         progress.update(
-          `(a) handshakes: ${server.name} ${method.name}, concurrency ${concurrency}…`,
+          `(a) handshakes: ${server.name} ${method.name}, concurrency ${concurrency}, ` +
+            `round ${lap + 1}/${rounds}…`,
         );
+        const plan = await method.plan();
         const before = await server.stats();
         const report = await pool.handshakes(targetOf(server), plan, {
           concurrency,
-          durationMs,
+          durationMs: durationMs / rounds,
           maxCount: method.maxCount ?? maxCount,
         });
         await sleep(SETTLE_MS);
         const after = await server.stats();
-        const rate = per(report.ok, report.elapsedMs / 1000);
-        const variant: Variant = server.name;
-        result.rows.push({
-          case: `concurrency ${concurrency}`,
-          series: `${VARIANT_LABEL[variant]} · ${method.name}`,
-          variant,
-          values: {
-            rate: round(rate),
-            cpuPerHandshake: round(per(cpuUs(before, after), report.ok)),
-            p50: round(percentile(report.latencyMs, 50)),
-            p99: round(percentile(report.latencyMs, 99)),
-            count: report.ok,
-            errors: errorTotal(report.errors),
-          },
-          errors: report.errors,
-        });
-        progress.log(
-          `(a) ${server.name} ${method.name} c=${concurrency}: ${Math.round(rate ?? 0)}/s, ` +
-            `${Math.round(per(cpuUs(before, after), report.ok) ?? 0)} µs CPU each, errors ${errorText(report.errors)}`,
-        );
+        total.ok += report.ok;
+        total.elapsedMs += report.elapsedMs;
+        total.cpuUs += cpuUs(before, after);
+        total.latencyMs.push(...report.latencyMs);
+        for (const [kind, count] of Object.entries(report.errors)) {
+          total.errors[kind] = (total.errors[kind] ?? 0) + count;
+        }
       }
     }
+    cases.forEach(({ server, method }, index) => {
+      const total = totals[index]!;
+      const rate = per(total.ok, total.elapsedMs / 1000);
+      const cpu = per(total.cpuUs, total.ok);
+      const variant: Variant = server.name;
+      result.rows.push({
+        case: `concurrency ${concurrency}`,
+        series: `${VARIANT_LABEL[variant]} · ${method.name}`,
+        variant,
+        values: {
+          rate: round(rate),
+          cpuPerHandshake: round(cpu),
+          p50: round(percentile(total.latencyMs, 50)),
+          p99: round(percentile(total.latencyMs, 99)),
+          count: total.ok,
+          errors: errorTotal(total.errors),
+        },
+        errors: total.errors,
+      });
+      progress.log(
+        `(a) ${server.name} ${method.name} c=${concurrency}: ${Math.round(rate ?? 0)}/s, ` +
+          `${Math.round(cpu ?? 0)} µs CPU each, errors ${errorText(total.errors)}`,
+      );
+    });
   }
   return result;
 }

@@ -15,12 +15,19 @@ import type {
   OutgoingData,
 } from '../application.js';
 import { ServiceUnavailableError } from '../errors.js';
-import { EnvelopeBatch } from '../layers/layer.js';
-import type { Envelope, ChannelLayer, GroupSendResult, LayerMessage } from '../layers/layer.js';
+import { EnvelopeBatch, kLayerDelivery } from '../layers/layer.js';
+import type {
+  Envelope,
+  ChannelLayer,
+  GroupSendResult,
+  LayerListener,
+  LayerMessage,
+} from '../layers/layer.js';
 import { defaultLogger } from '../logging.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
 import type { Scope } from '../scope.js';
-import { removeItem, withItem } from '../small-list.js';
+import { itemsOf, withItem, withoutItem } from '../small-list.js';
+import type { Few } from '../small-list.js';
 
 /** Options of {@link WebsocketConsumer.asApp}. */
 export interface ConsumerOptions {
@@ -90,7 +97,7 @@ function fallbackLogger(): Logger {
  * const app = urlRouter([route('/ws/echo/', Echo.asApp())]);
  * ```
  */
-export class WebsocketConsumer implements ConnectionListener {
+export class WebsocketConsumer implements ConnectionListener, LayerListener {
   /** Groups joined before {@link connect} runs and left on disconnect. */
   readonly groups: readonly string[] = NO_GROUP_NAMES;
   readonly scope: Scope;
@@ -100,9 +107,9 @@ export class WebsocketConsumer implements ConnectionListener {
   channelName: string | undefined;
   // The options every consumer of an app shares: one field rather than three per socket.
   readonly #options: ConsumerOptions;
-  // Created on the first join: many consumers never join a group. A small list: a
-  // consumer is in a few groups.
-  #joined: string[] | undefined;
+  // Nothing until the first join (many consumers never join a group), then the group
+  // name itself, an array only from the second.
+  #joined: Few<string>;
   // The serial queue, kept in the consumer rather than an object of its own (64 bytes a
   // socket): tasks queued or running asynchronously, and the promise of the last one,
   // dropped when idle. Synchronous tasks on an idle queue run at once, with no promise.
@@ -152,9 +159,7 @@ export class WebsocketConsumer implements ConnectionListener {
     if (layer !== undefined) {
       const channel = layer.newChannel();
       this.channelName = channel;
-      layer.attach(channel, (delivery: Envelope | EnvelopeBatch) => this.#receiveLayer(delivery), {
-        batches: true,
-      });
+      layer.attach(channel, this, { batches: true });
     }
     this.#run(WebsocketConsumer.#setUp, undefined);
   }
@@ -267,7 +272,8 @@ export class WebsocketConsumer implements ConnectionListener {
     );
   }
 
-  #receiveLayer(delivery: Envelope | EnvelopeBatch): void {
+  /** @internal A delivery from the channel layer (this consumer is its own receiver). */
+  [kLayerDelivery](delivery: Envelope | EnvelopeBatch): void {
     if (!(delivery instanceof EnvelopeBatch)) {
       this.#enqueueLayerMessage(delivery);
       return;
@@ -374,7 +380,7 @@ export class WebsocketConsumer implements ConnectionListener {
   /** Leaves a group. */
   async groupDiscard(group: string): Promise<void> {
     const layer = this.#requireLayer();
-    removeItem(this.#joined, group);
+    this.#joined = withoutItem(this.#joined, group);
     await layer.groupDiscard(group, this.channelName!);
   }
 
@@ -385,7 +391,7 @@ export class WebsocketConsumer implements ConnectionListener {
 
   /** Groups this consumer has joined (a snapshot). */
   get joinedGroups(): ReadonlySet<string> {
-    return new Set(this.#joined);
+    return new Set(itemsOf(this.#joined));
   }
 
   /**

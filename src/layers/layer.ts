@@ -81,11 +81,39 @@ export class EnvelopeBatch {
   }
 }
 
+/**
+ * Key of a {@link LayerListener}'s method: a symbol, so that a consumer can be one
+ * without a public method of that name.
+ */
+export const kLayerDelivery = Symbol('portcullis.layerDelivery');
+
+/**
+ * A receiver object: the layer calls its method rather than a function, so that a
+ * consumer attaches itself instead of a closure per socket. It takes batches only when
+ * attached with `{ batches: true }`.
+ */
+export interface LayerListener {
+  [kLayerDelivery](delivery: Envelope | EnvelopeBatch): void;
+}
+
 /** Receives messages sent to a channel owned by this process. */
-export type ChannelReceiver = (envelope: Envelope) => void;
+export type ChannelReceiver = ((envelope: Envelope) => void) | LayerListener;
 
 /** A receiver that also takes whole batches: attach it with `{ batches: true }`. */
-export type BatchChannelReceiver = (delivery: Envelope | EnvelopeBatch) => void;
+export type BatchChannelReceiver = ((delivery: Envelope | EnvelopeBatch) => void) | LayerListener;
+
+/**
+ * Hands a delivery to a receiver of either kind. Layers call it; a batch only goes to a
+ * receiver attached with `{ batches: true }`.
+ */
+export function deliverTo(
+  receiver: ChannelReceiver | BatchChannelReceiver,
+  delivery: Envelope | EnvelopeBatch,
+): void {
+  if (typeof receiver === 'function')
+    (receiver as (delivery: Envelope | EnvelopeBatch) => void)(delivery);
+  else receiver[kLayerDelivery](delivery);
+}
 
 /** Options of {@link ChannelLayer.attach}. */
 export interface AttachOptions {

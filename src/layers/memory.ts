@@ -5,8 +5,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ChannelFullError } from '../errors.js';
-import { removeItem, withItem } from '../small-list.js';
-import { assertLayerMessage, assertValidName, Envelope, EnvelopeBatch } from './layer.js';
+import { itemsOf, withItem, withoutItem } from '../small-list.js';
+import type { Few } from '../small-list.js';
+import {
+  assertLayerMessage,
+  assertValidName,
+  deliverTo,
+  Envelope,
+  EnvelopeBatch,
+} from './layer.js';
 import type {
   AttachOptions,
   BatchChannelReceiver,
@@ -20,9 +27,12 @@ import type {
  * Gives a receiver its delivery; false when it threw. Receivers are consumers, which
  * catch their own errors: one member's failure must never stop a send reaching others.
  */
-function handOver<D>(receiver: (delivery: D) => void, delivery: D): boolean {
+function handOver(
+  receiver: ChannelReceiver | BatchChannelReceiver,
+  delivery: Envelope | EnvelopeBatch,
+): boolean {
   try {
-    receiver(delivery);
+    deliverTo(receiver, delivery);
     return true;
   } catch {
     return false;
@@ -54,8 +64,8 @@ interface LocalChannel {
   receiver: ChannelReceiver | undefined;
   /** Whether the receiver takes whole batches. */
   batches: boolean;
-  /** The channel's groups: a small list, a channel is in a few. */
-  groups: string[] | undefined;
+  /** The channel's groups: one name or a few (see {@link Few}). */
+  groups: Few<string>;
 }
 
 interface Membership {
@@ -115,7 +125,7 @@ export class MemoryChannelLayer implements ChannelLayer {
     }
     const local = this.#channels.get(channel);
     if (local !== undefined) {
-      removeItem(local.groups, group);
+      local.groups = withoutItem(local.groups, group);
       this.#forgetIfUnused(local);
     }
   }
@@ -139,7 +149,7 @@ export class MemoryChannelLayer implements ChannelLayer {
   }
 
   #forgetIfUnused(local: LocalChannel): void {
-    if (local.receiver === undefined && (local.groups === undefined || local.groups.length === 0))
+    if (local.receiver === undefined && local.groups === undefined)
       this.#channels.delete(local.name);
   }
 
@@ -192,7 +202,7 @@ export class MemoryChannelLayer implements ChannelLayer {
     const groups = local.groups;
     local.groups = undefined;
     this.#channels.delete(channel);
-    for (const group of groups ?? []) this.#leave(group, channel);
+    for (const group of itemsOf(groups)) this.#leave(group, channel);
   }
 
   #hand(receiver: ChannelReceiver, envelope: Envelope): void {
@@ -329,7 +339,7 @@ export class MemoryChannelLayer implements ChannelLayer {
         continue;
       }
       if (batch !== undefined && channel.batches && channel.receiver !== undefined) {
-        handOver(channel.receiver as BatchChannelReceiver, batch);
+        handOver(channel.receiver, batch);
         handed += envelopes.length;
         continue;
       }

@@ -33,7 +33,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { ChannelFullError, ServiceUnavailableError } from '../errors.js';
-import { assertLayerMessage, assertValidName, Envelope, isValidName } from './layer.js';
+import { assertLayerMessage, assertValidName, deliverTo, Envelope, isValidName } from './layer.js';
 import {
   assertPositiveIntegers,
   assertPrefix,
@@ -388,7 +388,7 @@ export class RedisChannelLayer implements ChannelLayer {
 
   #hand(receiver: ChannelReceiver, envelope: Envelope): void {
     try {
-      receiver(envelope);
+      deliverTo(receiver, envelope);
       this.stats.delivered += 1;
     } catch {
       // Receivers are consumers, which catch their own errors; one member's failure must

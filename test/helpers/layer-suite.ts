@@ -2,8 +2,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ChannelFullError, InvalidChannelNameError } from '../../src/errors.js';
-import { EnvelopeBatch, groupSendAll } from '../../src/layers/layer.js';
-import type { ChannelLayer, Envelope, LayerMessage } from '../../src/layers/layer.js';
+import { EnvelopeBatch, groupSendAll, kLayerDelivery } from '../../src/layers/layer.js';
+import type {
+  ChannelLayer,
+  Envelope,
+  LayerListener,
+  LayerMessage,
+} from '../../src/layers/layer.js';
 import { eventually } from './eventually.js';
 
 export interface LayerFactory {
@@ -298,6 +303,34 @@ export function layerSuite(name: string, factory: LayerFactory): void {
           received.map((message) => message['n']),
           [1, 2],
         );
+      }),
+    );
+
+    it(
+      'delivers to a receiver object through its kLayerDelivery method',
+      withLayer(10, async (layer) => {
+        const received: LayerMessage[] = [];
+        const listener: LayerListener = {
+          [kLayerDelivery](delivery) {
+            const envelopes = delivery instanceof EnvelopeBatch ? delivery.envelopes : [delivery];
+            for (const envelope of envelopes) received.push(envelope.message);
+          },
+        };
+        const channel = layer.newChannel();
+        await layer.send(channel, { type: 'queued' });
+        layer.attach(channel, listener);
+        await layer.groupAdd('objects', channel);
+        await layer.send(channel, { type: 'direct' });
+        await layer.groupSend('objects', { type: 'group' });
+        await eventually(() => received.length === 3);
+        assert.deepEqual(
+          received.map((message) => message.type),
+          ['queued', 'direct', 'group'],
+        );
+        await layer.detach(channel, listener);
+        await layer.send(channel, { type: 'after' });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(received.length, 3);
       }),
     );
 

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { removeItem, SmallMultiMap, withItem } from '../../src/small-list.js';
+import { itemsOf, SmallMultiMap, withItem, withoutItem } from '../../src/small-list.js';
+import type { Few } from '../../src/small-list.js';
 
 const values = <K, V extends object>(map: SmallMultiMap<K, V>): [K, V[]][] =>
   [...map.entries()].map(([key, found]) => [key, [...found]]);
@@ -57,13 +58,22 @@ describe('SmallMultiMap', () => {
   });
 });
 
-describe('small lists', () => {
-  it('add once and remove what is present', () => {
-    const list = withItem(withItem(withItem(undefined, 'x'), 'y'), 'x');
-    assert.deepEqual(list, ['x', 'y']);
-    removeItem(list, 'z');
-    removeItem(list, 'x');
-    assert.deepEqual(list, ['y']);
-    removeItem(undefined, 'y');
+describe('Few', () => {
+  it('is the lone item itself, an array from the second, nothing when emptied', () => {
+    let few: Few<string> = withItem(undefined, 'x');
+    assert.equal(few, 'x');
+    few = withItem(few, 'x');
+    assert.equal(few, 'x');
+    few = withItem(few, 'y');
+    few = withItem(few, 'x');
+    assert.deepEqual(itemsOf(few), ['x', 'y']);
+    few = withoutItem(few, 'z');
+    few = withoutItem(few, 'x');
+    assert.deepEqual(itemsOf(few), ['y']);
+    few = withoutItem(few, 'y');
+    assert.equal(few, undefined);
+    assert.deepEqual(itemsOf(few), []);
+    assert.equal(withoutItem('a', 'b'), 'a');
+    assert.equal(withoutItem('a', 'a'), undefined);
   });
 });

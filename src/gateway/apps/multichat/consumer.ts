@@ -10,7 +10,7 @@ import type { Application } from '../../../application.js';
 import type { User } from '../../../auth/user.js';
 import type { ConsumerOptions } from '../../../consumer/consumer.js';
 import { JsonWebsocketConsumer } from '../../../consumer/json-consumer.js';
-import { Envelope } from '../../../layers/layer.js';
+import { deliverTo, Envelope } from '../../../layers/layer.js';
 import type { ChannelLayer, ChannelReceiver, LayerMessage } from '../../../layers/layer.js';
 import type { Presence, PresenceEvent, PresenceUser } from '../../../layers/presence.js';
 import { OutboundMessage } from '../../../outbound.js';
@@ -313,7 +313,8 @@ export function multichatApp(options: MultichatOptions): Application {
     for (const [channel, userId] of [...members]) {
       // SPEC §7: the joiner gets no enter notice of its own, on any of its sockets.
       if (event.type === 'join' && userId === event.userId) continue;
-      receivers.get(channel)?.(envelope);
+      const receiver = receivers.get(channel);
+      if (receiver !== undefined) deliverTo(receiver, envelope);
     }
   }
 

@@ -87,6 +87,16 @@ function singleQueryValue(scope: Scope, name: string): string | undefined {
   return values[0]!;
 }
 
+function addCredential(
+  credentials: FoundCredential[],
+  transport: CredentialTransport,
+  value: string | undefined,
+): void {
+  if (value === undefined) return;
+  if (value.length > MAX_CREDENTIAL_LENGTH) throw malformed();
+  credentials.push({ transport, value });
+}
+
 /**
  * Collects every credential a handshake carries on the enabled transports, and strips
  * the bearer entry from the offered subprotocols so that it is never selected.
@@ -99,19 +109,15 @@ export function findCredentials(
   transports: Required<CredentialTransportOptions>,
 ): HandshakeCredentials {
   const credentials: FoundCredential[] = [];
-  const add = (transport: CredentialTransport, value: string | undefined): void => {
-    if (value === undefined) return;
-    if (value.length > MAX_CREDENTIAL_LENGTH) throw malformed();
-    credentials.push({ transport, value });
-  };
-  if (transports.header) add('header', headerCredential(scope));
+  if (transports.header) addCredential(credentials, 'header', headerCredential(scope));
 
-  const bearerEntries = scope.subprotocols.filter((entry) => isBearerSubprotocol(entry));
+  // No offered subprotocols (most clients): nothing to filter, no arrays per handshake.
+  const offered = scope.subprotocols;
+  const bearerEntries =
+    offered.length === 0 ? offered : offered.filter((entry) => isBearerSubprotocol(entry));
   // The scope's own array when nothing is removed: no copy per handshake.
   const subprotocols =
-    bearerEntries.length === 0
-      ? scope.subprotocols
-      : scope.subprotocols.filter((entry) => !isBearerSubprotocol(entry));
+    bearerEntries.length === 0 ? offered : offered.filter((entry) => !isBearerSubprotocol(entry));
   if (transports.subprotocol && bearerEntries.length > 0) {
     if (bearerEntries.length > 1) {
       throw new AuthenticationError(
@@ -119,14 +125,14 @@ export function findCredentials(
         'more than one bearer subprotocol',
       );
     }
-    add('subprotocol', decodeBearerSubprotocol(bearerEntries[0]!));
+    addCredential(credentials, 'subprotocol', decodeBearerSubprotocol(bearerEntries[0]!));
   }
-  if (transports.ticket) add('ticket', singleQueryValue(scope, 'ticket'));
-  if (transports.query) add('query', singleQueryValue(scope, 'token'));
+  if (transports.ticket) addCredential(credentials, 'ticket', singleQueryValue(scope, 'ticket'));
+  if (transports.query) addCredential(credentials, 'query', singleQueryValue(scope, 'token'));
   if (transports.cookie !== false) {
     for (const name of transports.cookie) {
       const value = scope.cookies[name];
-      if (value !== undefined && value !== '') add('cookie', value);
+      if (value !== undefined && value !== '') addCredential(credentials, 'cookie', value);
     }
   }
   return { credentials, subprotocols };

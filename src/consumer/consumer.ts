@@ -164,20 +164,37 @@ export class WebsocketConsumer implements ConnectionListener, LayerListener {
     this.#run(WebsocketConsumer.#setUp, undefined);
   }
 
-  static async #setUp(consumer: WebsocketConsumer): Promise<void> {
+  /**
+   * Joins `groups`, runs {@link connect}, then listens for frames. Not an `async`
+   * function: with no groups and a synchronous `connect()`, a handshake allocates no
+   * promise here (an async function's state is ~1 KB per handshake).
+   */
+  static #setUp(consumer: WebsocketConsumer): unknown {
+    if (consumer.groups.length > 0) return WebsocketConsumer.#joinThenConnect(consumer);
+    return consumer.#connectThenListen();
+  }
+
+  static async #joinThenConnect(consumer: WebsocketConsumer): Promise<unknown> {
     for (const group of consumer.groups) await consumer.groupAdd(group);
-    await consumer.connect();
-    const { connection } = consumer;
+    return consumer.#connectThenListen();
+  }
+
+  #connectThenListen(): unknown {
+    const connecting = this.connect();
+    if (isThenable(connecting)) return connecting.then(() => this.#listen());
+    this.#listen();
+    return undefined;
+  }
+
+  #listen(): void {
+    const { connection } = this;
     if (connection.state === 'pending') {
-      consumer.logger.warn(
-        { path: consumer.scope.path },
-        'connect() neither accepted nor closed; closing',
-      );
-      consumer.close(CloseCode.Forbidden, CloseReason.Forbidden);
+      this.logger.warn({ path: this.scope.path }, 'connect() neither accepted nor closed; closing');
+      this.close(CloseCode.Forbidden, CloseReason.Forbidden);
       return;
     }
-    if (connection instanceof BaseConnection) connection.listenForMessages(consumer);
-    else connection.onMessage((data) => consumer[kConnectionMessage](data));
+    if (connection instanceof BaseConnection) connection.listenForMessages(this);
+    else connection.onMessage((data) => this[kConnectionMessage](data));
   }
 
   /** @internal A frame from the client, in order. */
@@ -371,10 +388,17 @@ export class WebsocketConsumer implements ConnectionListener, LayerListener {
   }
 
   /** Joins a group; left automatically on disconnect. */
-  async groupAdd(group: string): Promise<void> {
-    const layer = this.#requireLayer();
-    await layer.groupAdd(group, this.channelName!);
-    this.#joined = withItem(this.#joined, group);
+  groupAdd(group: string): Promise<void> {
+    // Not async: every consumer that joins pays this once per handshake (~0.5 KB).
+    let joining: Promise<void>;
+    try {
+      joining = this.#requireLayer().groupAdd(group, this.channelName!);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return joining.then(() => {
+      this.#joined = withItem(this.#joined, group);
+    });
   }
 
   /** Leaves a group. */

@@ -74,6 +74,9 @@ interface Membership {
   readonly joinedAt: number;
 }
 
+/** One settled promise for every call whose work was synchronous. */
+const DONE: Promise<void> = Promise.resolve();
+
 /** 2^30: every V8 build stores integers below it unboxed. */
 const SMALL_INTEGER_LIMIT = 0x4000_0000;
 
@@ -292,7 +295,18 @@ export class MemoryChannelLayer implements ChannelLayer {
     });
   }
 
-  async groupAdd(group: string, channel: string): Promise<void> {
+  groupAdd(group: string, channel: string): Promise<void> {
+    // Synchronous work behind the promise the interface asks for: no async function
+    // state per join (every bench handshake joins a group).
+    try {
+      this.#join(group, channel);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return DONE;
+  }
+
+  #join(group: string, channel: string): void {
     assertValidName('group', group);
     assertValidName('channel', channel);
     let members = this.#groups.get(group);
@@ -305,10 +319,15 @@ export class MemoryChannelLayer implements ChannelLayer {
     local.groups = withItem(local.groups, group);
   }
 
-  async groupDiscard(group: string, channel: string): Promise<void> {
-    assertValidName('group', group);
-    assertValidName('channel', channel);
+  groupDiscard(group: string, channel: string): Promise<void> {
+    try {
+      assertValidName('group', group);
+      assertValidName('channel', channel);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#leave(group, channel);
+    return DONE;
   }
 
   async groupSend(group: string, message: LayerMessage): Promise<GroupSendResult> {

@@ -33,7 +33,14 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { ChannelFullError, ServiceUnavailableError } from '../errors.js';
-import { assertLayerMessage, assertValidName, deliverTo, Envelope, isValidName } from './layer.js';
+import {
+  assertLayerMessage,
+  assertValidName,
+  deliverTo,
+  Envelope,
+  EnvelopeBatch,
+  isValidName,
+} from './layer.js';
 import {
   assertPositiveIntegers,
   assertPrefix,
@@ -43,7 +50,13 @@ import {
   RedisLifecycle,
   unavailable,
 } from './redis-lifecycle.js';
-import type { ChannelLayer, ChannelReceiver, GroupSendResult, LayerMessage } from './layer.js';
+import type {
+  AttachOptions,
+  ChannelLayer,
+  ChannelReceiver,
+  GroupSendResult,
+  LayerMessage,
+} from './layer.js';
 import type { LayerStats } from './memory.js';
 
 /** Whether the layer can reach Redis; see {@link RedisChannelLayerOptions.onStatus}. */
@@ -191,6 +204,8 @@ export class RedisChannelLayer implements ChannelLayer {
   #counter = 0;
 
   readonly #receivers = new Map<string, ChannelReceiver>();
+  /** Attached channels whose receiver takes whole batches (`{ batches: true }`). */
+  readonly #batchChannels = new Set<string>();
   /** group → attached local channel → joined at */
   readonly #local = new Map<string, Map<string, number>>();
   /** attached local channel → its groups, so detaching does not scan every group */
@@ -386,10 +401,10 @@ export class RedisChannelLayer implements ChannelLayer {
     for (const key of keys) batch.pexpire(key, this.#groupExpiry);
   }
 
-  #hand(receiver: ChannelReceiver, envelope: Envelope): void {
+  #hand(receiver: ChannelReceiver, delivery: Envelope | EnvelopeBatch, count = 1): void {
     try {
-      deliverTo(receiver, envelope);
-      this.stats.delivered += 1;
+      deliverTo(receiver, delivery);
+      this.stats.delivered += count;
     } catch {
       // Receivers are consumers, which catch their own errors; one member's failure must
       // never stop a group message reaching the others.
@@ -433,6 +448,19 @@ export class RedisChannelLayer implements ChannelLayer {
     } catch (err) {
       // Someone else published on our prefix; never let it reach a consumer.
       this.#logger.warn({ err }, 'redis channel layer: dropped a malformed message');
+      return undefined;
+    }
+  }
+
+  /** A group payload of {@link groupSendMany}: a JSON array of two or more messages. */
+  #decodeBatch(json: string): LayerMessage[] | undefined {
+    try {
+      const messages: unknown = JSON.parse(json);
+      if (!Array.isArray(messages) || messages.length < 2) throw new TypeError('not a batch');
+      for (const message of messages) assertLayerMessage(message);
+      return messages as LayerMessage[];
+    } catch (err) {
+      this.#logger.warn({ err }, 'redis channel layer: dropped a malformed batch');
       return undefined;
     }
   }
@@ -536,10 +564,19 @@ export class RedisChannelLayer implements ChannelLayer {
   #onGroupMessage(group: string, json: string): void {
     const members = this.#local.get(group);
     if (members === undefined) return;
-    const message = this.#decode(json);
-    if (message === undefined) return;
-    // Decoded once; the one envelope (with the JSON text as received) goes to every member.
-    const envelope = new Envelope(message, json);
+    // Decoded once; the one envelope (with the JSON text as received) or batch goes to
+    // every member. A batch payload is a JSON array, a single message an object.
+    let envelopes: Envelope[];
+    if (json.startsWith('[')) {
+      const messages = this.#decodeBatch(json);
+      if (messages === undefined) return;
+      envelopes = messages.map((message) => new Envelope(message));
+    } else {
+      const message = this.#decode(json);
+      if (message === undefined) return;
+      envelopes = [new Envelope(message, json)];
+    }
+    const batch = envelopes.length > 1 ? new EnvelopeBatch(envelopes) : undefined;
     const expiredBefore = this.#groupExpiry > 0 ? this.#now() - this.#groupExpiry : -Infinity;
     for (const [channel, joinedAt] of members) {
       if (joinedAt <= expiredBefore) {
@@ -547,7 +584,11 @@ export class RedisChannelLayer implements ChannelLayer {
         continue;
       }
       const receiver = this.#receivers.get(channel);
-      if (receiver !== undefined) this.#hand(receiver, envelope);
+      if (receiver === undefined) continue;
+      // Member by member, the whole batch at once: see groupSendMany.
+      if (batch !== undefined && this.#batchChannels.has(channel))
+        this.#hand(receiver, batch, envelopes.length);
+      else for (const envelope of envelopes) this.#hand(receiver, envelope);
     }
   }
 
@@ -627,7 +668,7 @@ export class RedisChannelLayer implements ChannelLayer {
    * @throws {TypeError} when the channel is not from this layer's {@link newChannel}
    * (other processes could not route to it) or already has a receiver.
    */
-  attach(channel: string, receiver: ChannelReceiver): void {
+  attach(channel: string, receiver: ChannelReceiver, options: AttachOptions = {}): void {
     assertValidName('channel', channel);
     if (this.#ownerOf(channel) !== this.processId) {
       throw new TypeError(
@@ -638,6 +679,7 @@ export class RedisChannelLayer implements ChannelLayer {
       throw new TypeError(`Channel ${channel} already has a receiver`);
     }
     this.#receivers.set(channel, receiver);
+    if (options.batches === true) this.#batchChannels.add(channel);
     const queued = this.#queuedOf.get(channel);
     if (queued !== undefined) {
       this.#queuedOf.delete(channel);
@@ -681,6 +723,7 @@ export class RedisChannelLayer implements ChannelLayer {
   #detach(channel: string, receiver: ChannelReceiver): void | Promise<void> {
     if (this.#receivers.get(channel) !== receiver) return;
     this.#receivers.delete(channel);
+    this.#batchChannels.delete(channel);
     const groups = [...(this.#memberOf.get(channel) ?? [])];
     for (const group of groups) this.#dropLocal(group, channel);
     if (groups.length === 0 || this.#redis.cmd?.status !== 'ready') return; // expiry cleans up
@@ -938,8 +981,38 @@ export class RedisChannelLayer implements ChannelLayer {
   async groupSend(group: string, message: LayerMessage): Promise<GroupSendResult> {
     assertValidName('group', group);
     assertLayerMessage(message);
+    return this.#sendToGroup(group, [JSON.stringify(message)]);
+  }
+
+  /**
+   * Sends several messages to every member of a group, in order, with one `PUBLISH` of
+   * them all: every process with members decodes the batch once and hands it to each
+   * member in one visit (as one {@link EnvelopeBatch} to receivers attached with
+   * `{ batches: true }`). Queued members get each message pushed onto their list.
+   *
+   * @example
+   * ```ts
+   * await layer.groupSendMany('room-1', [{ type: 'websocket.send', text: 'a' }, { type: 'websocket.send', text: 'b' }]);
+   * ```
+   * @returns the sums over the messages of what {@link groupSend} returns.
+   * @throws {ServiceUnavailableError} when Redis did not take the publish; nothing was sent.
+   * @throws {InvalidChannelNameError} for a bad name. @throws {TypeError} for a message
+   * without `type` (checked for all before anything is sent).
+   */
+  async groupSendMany(group: string, messages: readonly LayerMessage[]): Promise<GroupSendResult> {
+    assertValidName('group', group);
+    for (const message of messages) assertLayerMessage(message);
+    if (messages.length === 0) return { delivered: 0, dropped: 0 };
+    return this.#sendToGroup(
+      group,
+      messages.map((message) => JSON.stringify(message)),
+    );
+  }
+
+  async #sendToGroup(group: string, jsons: readonly string[]): Promise<GroupSendResult> {
     const cmd = this.#command();
-    const json = JSON.stringify(message);
+    // One message travels as its object, several as an array: what #onGroupMessage reads.
+    const payload = jsons.length === 1 ? jsons[0]! : `[${jsons.join(',')}]`;
     const queuedKey = this.#queuedKey(group);
     const topic = this.#groupTopic(group);
     // A member that joined here (attach after groupAdd) must see a send made here after it.
@@ -948,7 +1021,7 @@ export class RedisChannelLayer implements ChannelLayer {
     let queued: string[];
     try {
       [published, queued] = await Promise.all([
-        this.#publish(topic, json),
+        this.#publish(topic, payload),
         this.#groupExpiry > 0
           ? cmd.zrangebyscore(queuedKey, `(${this.#now() - this.#groupExpiry}`, '+inf')
           : cmd.zrange(queuedKey, 0, '-1'),
@@ -957,15 +1030,29 @@ export class RedisChannelLayer implements ChannelLayer {
       this.stats.publishFailures += 1;
       throw unavailable(err);
     }
-    let delivered = published;
+    let delivered = published * jsons.length;
     let dropped = 0;
-    const pushes = await Promise.allSettled(queued.map((channel) => this.#push(channel, json)));
-    for (const push of pushes) {
-      if (push.status === 'fulfilled' && push.value) delivered += 1;
-      else dropped += 1;
-      if (push.status === 'rejected') this.stats.publishFailures += 1;
+    const outcomes = await Promise.all(queued.map((channel) => this.#pushAll(channel, jsons)));
+    for (const pushed of outcomes) {
+      delivered += pushed;
+      dropped += jsons.length - pushed;
     }
     return { delivered, dropped };
+  }
+
+  /** Pushes messages onto a queued member's list in order; how many went in. */
+  async #pushAll(channel: string, jsons: readonly string[]): Promise<number> {
+    let pushed = 0;
+    for (const json of jsons) {
+      try {
+        if (await this.#push(channel, json)) pushed += 1;
+      } catch {
+        // Redis failed mid-way: the rest of this member's messages count as dropped.
+        this.stats.publishFailures += 1;
+        break;
+      }
+    }
+    return pushed;
   }
 
   /**

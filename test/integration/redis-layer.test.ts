@@ -12,6 +12,8 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { ServiceUnavailableError } from '../../src/errors.js';
+import { EnvelopeBatch } from '../../src/layers/layer.js';
+import type { Envelope } from '../../src/layers/layer.js';
 import {
   RedisChannelLayer,
   type RedisChannelLayerOptions,
@@ -256,6 +258,35 @@ describe('redis layer', await serviceSuiteOptions('redis'), () => {
       await until(async () => (await subscribers(topic, sharded)) === 0, 'B unsubscribed');
     });
   }
+
+  it('carries a batch to another process in one publish, handed whole to batch receivers', async () => {
+    const [a, b] = await pair();
+    const deliveries: (Envelope | EnvelopeBatch)[] = [];
+    const whole = b.newChannel();
+    b.attach(whole, (delivery: Envelope | EnvelopeBatch) => deliveries.push(delivery), {
+      batches: true,
+    });
+    const plain = collector();
+    const plainChannel = b.newChannel();
+    b.attach(plainChannel, plain.receiver);
+    const queued = b.newChannel();
+    for (const channel of [whole, plainChannel, queued]) await b.groupAdd('burst', channel);
+    const batch = ['a', 'b', 'c'].map((text) => ({ type: 'websocket.send', text }));
+    const result = await a.groupSendMany('burst', batch);
+    // One publish reached B (three messages), and the queued member took all three.
+    assert.deepEqual(result, { delivered: 6, dropped: 0 });
+    await eventually(() => deliveries.length === 1 && plain.received.length === 3);
+    const [delivery] = deliveries;
+    assert.ok(delivery instanceof EnvelopeBatch);
+    assert.deepEqual(
+      delivery.envelopes.map((envelope) => envelope.message),
+      batch,
+    );
+    assert.deepEqual(plain.received, batch);
+    for (const message of batch) assert.deepEqual(await b.receive(queued), message);
+    await assert.rejects(a.groupSendMany('burst', [{ text: 'no type' } as never]), TypeError);
+    assert.deepEqual(await a.groupSendMany('burst', []), { delivered: 0, dropped: 0 });
+  });
 
   it('queues group messages for a member without a receiver in another process', async () => {
     const [a, b] = await pair({ capacity: 1 });

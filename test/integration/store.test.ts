@@ -3,6 +3,7 @@
  * per test). Time comes from a fake clock; nothing sleeps.
  */
 import assert from 'node:assert/strict';
+import Sqlite from 'better-sqlite3';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { digestToken, generateToken } from '../../src/auth/tokens.js';
 import { generateTicket } from '../../src/auth/tickets.js';
@@ -15,6 +16,7 @@ import {
   type Store,
   type StoreOptions,
 } from '../../src/store/index.js';
+import { withStatementCache } from '../../src/store/database.js';
 import { databaseVariants } from '../helpers/stores.js';
 import type { TestDatabase } from '../helpers/stores.js';
 
@@ -519,6 +521,36 @@ describe('DATABASE_URL', () => {
       assert.equal((await store.getUserById(user.id))?.username, 'memo');
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('SQLite prepared statements', () => {
+  it('are prepared once per SQL text and reused', () => {
+    const db = withStatementCache(new Sqlite(':memory:'));
+    try {
+      const first = db.prepare('SELECT 1 AS one');
+      assert.equal(db.prepare('SELECT 1 AS one'), first);
+      assert.deepEqual(first.all([]), [{ one: 1 }]);
+      assert.notEqual(db.prepare('SELECT 2 AS two'), first);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('gives a query of its own while the same text is still being iterated', () => {
+    const db = withStatementCache(new Sqlite(':memory:'));
+    try {
+      db.prepare('CREATE TABLE n (v INTEGER)').run([]);
+      for (const v of [1, 2, 3]) db.prepare('INSERT INTO n (v) VALUES (?)').run([v]);
+      const sql = 'SELECT v FROM n ORDER BY v';
+      const outer = db.prepare(sql).iterate([]);
+      assert.deepEqual(outer.next().value, { v: 1 });
+      // The cached statement is busy: running the same text again must not throw.
+      assert.deepEqual(db.prepare(sql).all([]), [{ v: 1 }, { v: 2 }, { v: 3 }]);
+      assert.deepEqual([...outer], [{ v: 2 }, { v: 3 }]);
+    } finally {
+      db.close();
     }
   });
 });

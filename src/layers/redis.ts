@@ -3,10 +3,11 @@
  *
  * Built for fan-out cost rather than per-connection cost:
  *
- * - A group send is one `PUBLISH` of JSON encoded once. Each process holds one
- *   subscription per group that has local members (taken on the first local member,
- *   dropped with the last), decodes each message once and hands the same
- *   {@link Envelope} to every local member.
+ * - A group send is one `PUBLISH` of JSON encoded once, and a batch
+ *   ({@link RedisChannelLayer.groupSendMany}) one `PUBLISH` of them all. Each process
+ *   holds one subscription per group that has local members (taken on the first local
+ *   member, dropped with the last), decodes each payload once and hands the same
+ *   {@link Envelope} (or {@link EnvelopeBatch}) to every local member.
  * - A channel made by {@link RedisChannelLayer.newChannel} carries its process id
  *   (`specific.<processId>.<n>`), so a direct send goes straight to the owning process
  *   over that process's own pub/sub channel. No Redis state is written per attached
@@ -21,7 +22,7 @@
  * | `P:group:{G}` | sorted set | every member channel of group `G`, scored by join time (ms) |
  * | `P:group:{G}:queued` | sorted set | the members without a receiver; a group send pushes to their lists |
  * | `P:channel:C` | list | queued messages of channel `C`, each `<expires-at ms> <json>` |
- * | `P:g:{G}` | pub/sub | one message per group send: the message's JSON |
+ * | `P:g:{G}` | pub/sub | one message per group send: the message's JSON (an object), or a batch's (an array of them) |
  * | `P:proc:<processId>` | pub/sub | direct sends to one process's channels, and membership requests |
  *
  * The `{G}` hash tag keeps a group's keys and its pub/sub channel in one Redis Cluster

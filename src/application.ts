@@ -173,7 +173,7 @@ function callCloseListener(
   }
 }
 
-function deliverTo(listener: MessageListener, data: IncomingData): void {
+function deliverFrame(listener: MessageListener, data: IncomingData): void {
   if (typeof listener === 'function') listener(data);
   else listener[kConnectionMessage](data);
 }
@@ -298,7 +298,7 @@ export abstract class BaseConnection implements Connection {
     this.#messageListener = listener;
     const held = this.#held;
     while (held !== undefined && held.length > 0 && this.#messageListener === listener) {
-      deliverTo(listener, held.shift()!);
+      deliverFrame(listener, held.shift()!);
     }
   }
 
@@ -341,7 +341,7 @@ export abstract class BaseConnection implements Connection {
     if (this.#guard?.filterMessage(data) === true) return;
     const listener = this.#messageListener;
     if (listener !== undefined) {
-      deliverTo(listener, data);
+      deliverFrame(listener, data);
       return;
     }
     const held = (this.#held ??= []);

@@ -214,8 +214,9 @@ export class WebsocketConsumer implements ConnectionListener, LayerListener {
   [kConnectionClosed](event: CloseEvent): void | Promise<void> {
     this.#run(WebsocketConsumer.#disconnect, event);
     // A synchronous disconnect on an idle queue: nothing to wait for, no promise.
-    if (this.#tail === undefined) return this.#leaveLayer();
-    return this.#idle().then(() => this.#leaveLayer());
+    const tail = this.#tail;
+    if (tail === undefined) return this.#leaveLayer();
+    return tail.then(() => this.#leaveLayer());
   }
 
   static #disconnect(consumer: WebsocketConsumer, event: CloseEvent): unknown {
@@ -271,11 +272,6 @@ export class WebsocketConsumer implements ConnectionListener, LayerListener {
     this.#pending -= 1;
     // Idle again: drop the settled promise instead of keeping it for the socket's life.
     if (this.#pending === 0 && this.#tail === tail) this.#tail = undefined;
-  }
-
-  /** Resolves when every task queued so far has finished. */
-  #idle(): Promise<void> {
-    return this.#tail ?? Promise.resolve();
   }
 
   /**

@@ -115,6 +115,23 @@ export function deliverTo(
   else receiver[kLayerDelivery](delivery);
 }
 
+/**
+ * @internal {@link deliverTo}, reporting instead of throwing: false when the receiver
+ * threw. Receivers are consumers, which catch their own errors; one member's failure
+ * must never stop a send reaching the others.
+ */
+export function handOver(
+  receiver: ChannelReceiver | BatchChannelReceiver,
+  delivery: Envelope | EnvelopeBatch,
+): boolean {
+  try {
+    deliverTo(receiver, delivery);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Options of {@link ChannelLayer.attach}. */
 export interface AttachOptions {
   /**

@@ -7,37 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { ChannelFullError } from '../errors.js';
 import { itemsOf, withItem, withoutItem } from '../small-list.js';
 import type { Few } from '../small-list.js';
-import {
-  assertLayerMessage,
-  assertValidName,
-  deliverTo,
-  Envelope,
-  EnvelopeBatch,
-} from './layer.js';
+import { assertLayerMessage, assertValidName, Envelope, EnvelopeBatch, handOver } from './layer.js';
 import type {
   AttachOptions,
-  BatchChannelReceiver,
   ChannelLayer,
   ChannelReceiver,
   GroupSendResult,
   LayerMessage,
 } from './layer.js';
-
-/**
- * Gives a receiver its delivery; false when it threw. Receivers are consumers, which
- * catch their own errors: one member's failure must never stop a send reaching others.
- */
-function handOver(
-  receiver: ChannelReceiver | BatchChannelReceiver,
-  delivery: Envelope | EnvelopeBatch,
-): boolean {
-  try {
-    deliverTo(receiver, delivery);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Options of {@link MemoryChannelLayer}. */
 export interface MemoryChannelLayerOptions {

@@ -37,9 +37,9 @@ import { ChannelFullError, ServiceUnavailableError } from '../errors.js';
 import {
   assertLayerMessage,
   assertValidName,
-  deliverTo,
   Envelope,
   EnvelopeBatch,
+  handOver,
   isValidName,
 } from './layer.js';
 import {
@@ -403,13 +403,7 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   #hand(receiver: ChannelReceiver, delivery: Envelope | EnvelopeBatch, count = 1): void {
-    try {
-      deliverTo(receiver, delivery);
-      this.stats.delivered += count;
-    } catch {
-      // Receivers are consumers, which catch their own errors; one member's failure must
-      // never stop a group message reaching the others.
-    }
+    if (handOver(receiver, delivery)) this.stats.delivered += count;
   }
 
   /** Pushes onto a channel's list; false when it is full. @throws what Redis throws. */
@@ -692,7 +686,19 @@ export class RedisChannelLayer implements ChannelLayer {
   detach(channel: string, receiver?: ChannelReceiver): void | Promise<void> {
     const attached = this.#receivers.get(channel);
     if (attached === undefined || (receiver !== undefined && attached !== receiver)) return;
-    return this.#detach(channel, attached);
+    this.#receivers.delete(channel);
+    this.#batchChannels.delete(channel);
+    const groups = [...(this.#memberOf.get(channel) ?? [])];
+    for (const group of groups) this.#dropLocal(group, channel);
+    if (groups.length === 0 || this.#redis.cmd?.status !== 'ready') return; // expiry cleans up
+    const batch = this.#redis.cmd.pipeline();
+    for (const group of groups) batch.zrem(this.#groupKey(group), channel);
+    return execChecked(batch).then(
+      () => undefined,
+      (err: unknown) => {
+        this.#logger.warn({ err, channel }, 'could not leave groups on detach; they expire');
+      },
+    );
   }
 
   /** A queued member of this process got a receiver: group messages now come by pub/sub. */
@@ -719,23 +725,6 @@ export class RedisChannelLayer implements ChannelLayer {
         }
       })
       .catch((err: unknown) => this.#logger.debug({ err, channel }, 'drain failed'));
-  }
-
-  #detach(channel: string, receiver: ChannelReceiver): void | Promise<void> {
-    if (this.#receivers.get(channel) !== receiver) return;
-    this.#receivers.delete(channel);
-    this.#batchChannels.delete(channel);
-    const groups = [...(this.#memberOf.get(channel) ?? [])];
-    for (const group of groups) this.#dropLocal(group, channel);
-    if (groups.length === 0 || this.#redis.cmd?.status !== 'ready') return; // expiry cleans up
-    const batch = this.#redis.cmd.pipeline();
-    for (const group of groups) batch.zrem(this.#groupKey(group), channel);
-    return execChecked(batch).then(
-      () => undefined,
-      (err: unknown) => {
-        this.#logger.warn({ err, channel }, 'could not leave groups on detach; they expire');
-      },
-    );
   }
 
   /**

@@ -1,0 +1,112 @@
+/**
+ * `portcullis serve`: runs the gateway until SIGTERM or SIGINT, in this process or, with
+ * `--workers N`, in N cluster workers supervised by this one.
+ *
+ * @module
+ */
+import { ServiceUnavailableError } from '../../errors.js';
+import { isClusterWorker, releaseClusterWorker, superviseWorkers } from '../cluster.js';
+import type { GatewayConfig } from '../config.js';
+import { shutdownRequested } from '../signals.js';
+import { configFor, ExitCode, withStore } from './command.js';
+import type { CommandContext } from './command.js';
+import {
+  CommandFailed,
+  describeDatabase,
+  describeFailure,
+  describeUnavailable,
+} from './failures.js';
+
+export async function serve(context: CommandContext): Promise<number> {
+  const { values } = context.parsed;
+  const flag = (name: string): string | undefined =>
+    typeof values[name] === 'string' ? values[name] : undefined;
+  const port = flag('port');
+  const host = flag('host');
+  const workers = flag('workers');
+  const config = configFor(context, {
+    ...(port === undefined ? {} : { port }),
+    ...(host === undefined ? {} : { host }),
+    ...(workers === undefined ? {} : { workers }),
+    bench: values['bench'] === true,
+  });
+  const demo = values['demo'] === true;
+  if (config.workers > 1 && !isClusterWorker()) {
+    return servePrimary(context, config, demo);
+  }
+  try {
+    return await serveOne(context, config, demo);
+  } finally {
+    releaseClusterWorker();
+  }
+}
+
+async function serveOne(
+  context: CommandContext,
+  config: GatewayConfig,
+  demo: boolean,
+): Promise<number> {
+  const { startGateway } = await import('../server.js');
+  const announce = (line: string): void => void context.io.stdout.write(`${line}\n`);
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway(config, { demo, announce });
+  } catch (error) {
+    throw new CommandFailed(describeStartFailure(error, config));
+  }
+  await shutdownRequested(context.io.shutdown, isClusterWorker());
+  await gateway.close();
+  return ExitCode.Ok;
+}
+
+function describeStartFailure(error: unknown, config: GatewayConfig): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const where = `${config.host}:${config.port}`;
+  switch (code) {
+    case 'EADDRINUSE':
+      return `port ${config.port} on ${config.host} is already in use (set PORT or --port)`;
+    case 'EACCES':
+      return `no permission to listen on ${where} (ports below 1024 need privileges)`;
+    case 'EADDRNOTAVAIL':
+      return `HOST ${config.host} is not an address of this machine`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `HOST ${config.host} does not resolve to an address`;
+    default:
+      return error instanceof ServiceUnavailableError
+        ? describeUnavailable(error, describeDatabase(config.databaseUrl))
+        : describeFailure(error);
+  }
+}
+
+/**
+ * `serve --workers N`: this process migrates (and seeds the demo) once, then supervises N
+ * copies of the command as cluster workers sharing the port.
+ */
+async function servePrimary(
+  context: CommandContext,
+  config: GatewayConfig,
+  demo: boolean,
+): Promise<number> {
+  const { io } = context;
+  await withStore(
+    config,
+    async (store) => {
+      if (store.kind === 'sqlite') await store.migrate();
+      if (demo) {
+        const { seedDemo } = await import('../demo.js');
+        await seedDemo(store, (line) => void io.stdout.write(`${line}\n`));
+      }
+    },
+    { autoMigrate: false },
+  );
+  const clean = await superviseWorkers({
+    count: config.workers,
+    // The demo was seeded above, once: workers would race on it.
+    args: ['serve', ...context.args.filter((arg) => arg !== '--demo')],
+    env: io.env,
+    stderr: io.stderr,
+    shutdownRequested: () => shutdownRequested(io.shutdown, false),
+  });
+  return clean ? ExitCode.Ok : ExitCode.Failure;
+}

@@ -1,0 +1,49 @@
+/**
+ * Revocations made outside a running gateway (the CLI, an admin job), announced to every
+ * gateway that shares the deployment's Redis.
+ *
+ * @module
+ */
+import { pino } from 'pino';
+import { broadcastCredentialRevoked, broadcastUserRevoked } from '../auth/revocation.js';
+import type { GatewayConfig } from './config.js';
+
+/** A revocation to announce to running gateways: one token, or every socket of a user. */
+export type RevokedCredentials = { readonly tokenId: string } | { readonly userId: string };
+
+/**
+ * Tells every running gateway that shares `config.redisUrl` about a revocation made
+ * elsewhere (the CLI, an admin job): their sockets authenticated by the token, or all of
+ * the user's sockets, close 4401 `token revoked`, and their verification caches forget it.
+ * Revoke in the store first.
+ *
+ * Gateways without Redis cannot be reached from another process: they refuse the token
+ * once their verification cache (5 s) lets go of it, and keep its open sockets until
+ * they reconnect; `POST /api/auth/logout`, which runs inside the gateway, closes them.
+ *
+ * @returns `true` when published, `false` when `redisUrl` is `null`.
+ * @throws {ServiceUnavailableError} when Redis is unreachable.
+ * @example
+ * ```ts
+ * if (await store.revokeToken(id)) await publishRevocation(config, { tokenId: id });
+ * ```
+ */
+export async function publishRevocation(
+  config: Pick<GatewayConfig, 'redisUrl'>,
+  revoked: RevokedCredentials,
+): Promise<boolean> {
+  if (config.redisUrl === null) return false;
+  const { RedisChannelLayer } = await import('../layers/redis.js');
+  // The layer's reconnect chatter would break the one-line contract; failures surface as errors.
+  const layer = await RedisChannelLayer.connect({
+    url: config.redisUrl,
+    logger: pino({ level: 'silent' }),
+  });
+  try {
+    if ('tokenId' in revoked) await broadcastCredentialRevoked(layer, revoked.tokenId);
+    else await broadcastUserRevoked(layer, revoked.userId);
+  } finally {
+    await layer.close();
+  }
+  return true;
+}

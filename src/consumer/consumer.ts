@@ -110,11 +110,11 @@ export class WebsocketConsumer implements ConnectionListener, LayerListener {
   // Nothing until the first join (many consumers never join a group), then the group
   // name itself, an array only from the second.
   #joined: Few<string>;
-  // The serial queue, kept in the consumer rather than an object of its own (64 bytes a
-  // socket): tasks queued or running asynchronously, and the promise of the last one,
-  // dropped when idle. Synchronous tasks on an idle queue run at once, with no promise.
-  #pending = 0;
-  #tail: Promise<void> | undefined;
+  // One event at a time (SPEC §2, as Channels): `#busy` from the moment a handler is
+  // called until what it returned has settled; events arriving meanwhile wait in
+  // `#waiting`, in arrival order. Not busy implies nothing waits.
+  #busy = false;
+  #waiting: (() => unknown)[] | undefined;
   /** No `onWebsocketSend` handler: broadcasts go straight to the socket (asked once). */
   #forwardsSends: boolean | undefined;
 
@@ -161,29 +161,26 @@ export class WebsocketConsumer implements ConnectionListener, LayerListener {
       this.channelName = channel;
       layer.attach(channel, this, { batches: true });
     }
-    this.#run(WebsocketConsumer.#setUp, undefined);
+    this.#run(() => this.#setUp());
   }
 
   /**
    * Joins `groups`, runs {@link connect}, then listens for frames. Not an `async`
-   * function: with no groups and a synchronous `connect()`, a handshake allocates no
-   * promise here (an async function's state is ~1 KB per handshake).
+   * function, so that a handshake with no groups and a synchronous `connect()` makes no
+   * promise (docs/performance.md).
    */
-  static #setUp(consumer: WebsocketConsumer): unknown {
-    if (consumer.groups.length > 0) return WebsocketConsumer.#joinThenConnect(consumer);
-    return consumer.#connectThenListen();
-  }
-
-  static async #joinThenConnect(consumer: WebsocketConsumer): Promise<unknown> {
-    for (const group of consumer.groups) await consumer.groupAdd(group);
-    return consumer.#connectThenListen();
-  }
-
-  #connectThenListen(): unknown {
+  #setUp(): unknown {
+    if (this.groups.length > 0) return this.#joinThenConnect();
     const connecting = this.connect();
     if (isThenable(connecting)) return connecting.then(() => this.#listen());
     this.#listen();
     return undefined;
+  }
+
+  async #joinThenConnect(): Promise<void> {
+    for (const group of this.groups) await this.groupAdd(group);
+    await this.connect();
+    this.#listen();
   }
 
   #listen(): void {
@@ -199,28 +196,19 @@ export class WebsocketConsumer implements ConnectionListener, LayerListener {
 
   /** @internal A frame from the client, in order. */
   [kConnectionMessage](data: IncomingData): void {
-    if (this.#pending >= this.#maxQueued) {
+    if (this.#queueFull()) {
       this.close(CloseCode.TooManyRequests, CloseReason.TooManyRequests);
       return;
     }
-    this.#run(WebsocketConsumer.#receiveFrame, data);
-  }
-
-  static #receiveFrame(consumer: WebsocketConsumer, data: IncomingData): unknown {
-    return consumer.receive(data);
+    this.#run(() => this.receive(data));
   }
 
   /** @internal The connection closed: disconnect, then leave the layer. */
   [kConnectionClosed](event: CloseEvent): void | Promise<void> {
-    this.#run(WebsocketConsumer.#disconnect, event);
-    // A synchronous disconnect on an idle queue: nothing to wait for, no promise.
-    const tail = this.#tail;
-    if (tail === undefined) return this.#leaveLayer();
-    return tail.then(() => this.#leaveLayer());
-  }
-
-  static #disconnect(consumer: WebsocketConsumer, event: CloseEvent): unknown {
-    return consumer.disconnect(event);
+    this.#run(() => this.disconnect(event));
+    if (!this.#busy) return this.#leaveLayer();
+    // Resolved by a task of its own, once everything before it (the disconnect) has run.
+    return new Promise<void>((resolve) => this.#run(resolve)).then(() => this.#leaveLayer());
   }
 
   /** Detaching leaves every group too (a promise while a Redis layer confirms it). */
@@ -232,46 +220,41 @@ export class WebsocketConsumer implements ConnectionListener, LayerListener {
     return layer.detach(channel);
   }
 
-  get #maxQueued(): number {
-    return this.#options.maxQueuedMessages ?? 1_000;
+  #queueFull(): boolean {
+    return (this.#waiting?.length ?? 0) >= (this.#options.maxQueuedMessages ?? 1_000);
   }
 
-  /**
-   * Runs `task(this, argument)` after the tasks before it. A task with a static function
-   * and an argument rather than a closure: frames and broadcasts allocate none when
-   * the queue is idle and the handler synchronous.
-   */
-  #run<A>(task: (consumer: WebsocketConsumer, argument: A) => unknown, argument: A): void {
-    if (this.#pending === 0) {
-      let result: unknown;
-      try {
-        result = task(this, argument);
-      } catch (error) {
-        this.#crashed(error);
-        return;
-      }
-      if (isThenable(result)) this.#track(Promise.resolve(result));
+  /** Runs `task` now when idle, else after every event that arrived before it. */
+  #run(task: () => unknown): void {
+    if (this.#busy) {
+      (this.#waiting ??= []).push(task);
       return;
     }
-    this.#track((this.#tail ?? Promise.resolve()).then(() => task(this, argument)));
+    this.#busy = true;
+    this.#drain(task);
   }
 
-  #track(work: Promise<unknown>): void {
-    this.#pending += 1;
-    const tail: Promise<void> = work.then(
-      () => this.#settled(tail),
-      (error: unknown) => {
-        this.#settled(tail);
+  /** Runs `first`, then each waiting task; a returned promise is waited for first. */
+  #drain(first: (() => unknown) | undefined): void {
+    for (let task = first; task !== undefined; task = this.#waiting?.shift()) {
+      let result: unknown;
+      try {
+        result = task();
+      } catch (error) {
         this.#crashed(error);
-      },
-    );
-    this.#tail = tail;
-  }
-
-  #settled(tail: Promise<void>): void {
-    this.#pending -= 1;
-    // Idle again: drop the settled promise instead of keeping it for the socket's life.
-    if (this.#pending === 0 && this.#tail === tail) this.#tail = undefined;
+        continue;
+      }
+      if (isThenable(result)) {
+        const next = (): void => this.#drain(this.#waiting?.shift());
+        result.then(next, (error: unknown) => {
+          this.#crashed(error);
+          next();
+        });
+        return;
+      }
+    }
+    this.#waiting = undefined;
+    this.#busy = false;
   }
 
   /**
@@ -280,8 +263,7 @@ export class WebsocketConsumer implements ConnectionListener, LayerListener {
    */
   #forwardsNow(): boolean {
     return (
-      this.#pending === 0 &&
-      (this.#forwardsSends ??= this.#findHandler('websocket.send') === undefined)
+      !this.#busy && (this.#forwardsSends ??= this.#findHandler('websocket.send') === undefined)
     );
   }
 
@@ -312,18 +294,14 @@ export class WebsocketConsumer implements ConnectionListener, LayerListener {
         this.connection.send(outbound);
       return;
     }
-    if (this.#pending >= this.#maxQueued) {
+    if (this.#queueFull()) {
       this.logger.warn(
         { type: envelope.message.type },
         'consumer queue full: layer message dropped',
       );
       return;
     }
-    this.#run(WebsocketConsumer.#dispatch, envelope);
-  }
-
-  static #dispatch(consumer: WebsocketConsumer, envelope: Envelope): unknown {
-    return consumer.dispatch(envelope);
+    this.#run(() => this.dispatch(envelope));
   }
 
   #crashed(error: unknown): void {

@@ -12,18 +12,33 @@ export interface LayerMessage {
   readonly [key: string]: unknown;
 }
 
+/** Freezes `value` and everything reachable from it; frozen objects are taken as done. */
+function freezeDeep(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  // A typed array's elements cannot be frozen (`Object.freeze` throws on them).
+  if (ArrayBuffer.isView(value)) return;
+  Object.freeze(value);
+  for (const key of Object.keys(value)) freezeDeep((value as Record<string, unknown>)[key]);
+}
+
 /**
  * One message as handed to local receivers. A group send builds one envelope and hands
  * the same object to every local member, so whatever is derived from the message (its
  * JSON text, a pre-built WebSocket frame) is computed once, not once per member.
+ *
+ * The message is frozen, deeply, when the envelope is made: members share it, so none
+ * may change what the others read. Layers give an envelope a copy of what was sent
+ * (the memory layer a JSON copy, as the Redis layer decodes one), never the sender's
+ * own object.
  */
 export class Envelope {
   readonly message: LayerMessage;
   #json: string | undefined;
-  /** Per-envelope cache for derived values (the transport keeps its pre-built frame here). */
+  /** Values derived from the message by its receivers, shared by every member. */
   readonly cache = new Map<symbol, unknown>();
 
   constructor(message: LayerMessage, json?: string) {
+    freezeDeep(message);
     this.message = message;
     this.#json = json;
   }

@@ -57,6 +57,15 @@ const DONE: Promise<void> = Promise.resolve();
 /** 2^30: every V8 build stores integers below it unboxed. */
 const SMALL_INTEGER_LIMIT = 0x4000_0000;
 
+/**
+ * The envelope of a message as another process would receive it: a JSON copy, so that
+ * what members read is what the Redis layer would carry, and never the sender's object.
+ */
+function carried(message: LayerMessage): Envelope {
+  const json = JSON.stringify(message);
+  return new Envelope(JSON.parse(json) as LayerMessage, json);
+}
+
 interface QueuedMessage {
   readonly message: LayerMessage;
   readonly expiresAt: number;
@@ -198,12 +207,13 @@ export class MemoryChannelLayer implements ChannelLayer {
   }
 
   /** Queues or hands over; returns false when the channel is full. */
-  #offer(channel: string, message: LayerMessage, envelope?: Envelope): boolean {
+  #offer(channel: string, envelope: Envelope): boolean {
     const receiver = this.#channels.get(channel)?.receiver;
     if (receiver !== undefined) {
-      this.#hand(receiver, envelope ?? new Envelope(message));
+      this.#hand(receiver, envelope);
       return true;
     }
+    const message = envelope.message;
     const waiters = this.#waiters.get(channel);
     const waiter = waiters?.shift();
     if (waiter !== undefined) {
@@ -231,7 +241,7 @@ export class MemoryChannelLayer implements ChannelLayer {
   async send(channel: string, message: LayerMessage): Promise<void> {
     assertValidName('channel', channel);
     assertLayerMessage(message);
-    if (!this.#offer(channel, message)) throw new ChannelFullError(channel);
+    if (!this.#offer(channel, carried(message))) throw new ChannelFullError(channel);
   }
 
   receive(channel: string, signal?: AbortSignal): Promise<LayerMessage> {
@@ -317,7 +327,7 @@ export class MemoryChannelLayer implements ChannelLayer {
     for (const message of messages) assertLayerMessage(message);
     const members = this.#groups.get(group);
     if (members === undefined || messages.length === 0) return { delivered: 0, dropped: 0 };
-    const envelopes = messages.map((message) => new Envelope(message));
+    const envelopes = messages.map(carried);
     // One batch object for all members, so what it derives (the frames) is made once.
     const batch = envelopes.length > 1 ? new EnvelopeBatch(envelopes) : undefined;
     const expiredBefore =
@@ -344,7 +354,7 @@ export class MemoryChannelLayer implements ChannelLayer {
         if (receiver !== undefined) {
           handOver(receiver, envelope);
           handed += 1;
-        } else if (this.#offer(channel.name, envelope.message, envelope)) delivered += 1;
+        } else if (this.#offer(channel.name, envelope)) delivered += 1;
         else dropped += 1;
       }
     }

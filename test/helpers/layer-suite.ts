@@ -1,6 +1,7 @@
 // One suite for every channel layer implementation (STYLE.md practice 14).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { JsonWebsocketConsumer } from '../../src/consumer/json-consumer.js';
 import { ChannelFullError, InvalidChannelNameError } from '../../src/errors.js';
 import { EnvelopeBatch, groupSendAll, kLayerDelivery } from '../../src/layers/layer.js';
 import type {
@@ -9,6 +10,8 @@ import type {
   LayerListener,
   LayerMessage,
 } from '../../src/layers/layer.js';
+import type { JsonObject } from '../../src/protocol/messages.js';
+import { WebsocketCommunicator } from '../../src/testing/communicator.js';
 import { eventually } from './eventually.js';
 
 export interface LayerFactory {
@@ -377,6 +380,79 @@ export function layerSuite(name: string, factory: LayerFactory): void {
         await layer.groupSend('late', { type: 'after' });
         await eventually(() => received.length === 1);
         assert.deepEqual(received, [{ type: 'after' }]);
+      }),
+    );
+
+    it(
+      'a consumer handles one event at a time: its own group message after the handler that sent it',
+      withLayer(100, async (layer) => {
+        const log: string[] = [];
+        let running = 0;
+        let overlaps = 0;
+        const step = async <T>(name: string, work: () => T | Promise<T>): Promise<T> => {
+          running += 1;
+          if (running > 1) overlaps += 1;
+          log.push(`${name} start`);
+          try {
+            return await work();
+          } finally {
+            log.push(`${name} end`);
+            running -= 1;
+          }
+        };
+        class Ordered extends JsonWebsocketConsumer {
+          override readonly groups = ['ordered'];
+          override receiveJson(content: JsonObject): Promise<void> {
+            return step(`receive ${String(content['n'])}`, async () => {
+              await this.groupSend('ordered', { type: 'chat.message', n: content['n'] });
+            });
+          }
+          onChatMessage(message: LayerMessage): Promise<void> {
+            return step(`chat ${String(message['n'])}`, () => this.sendJson({ n: message['n'] }));
+          }
+        }
+        const communicator = new WebsocketCommunicator(Ordered.asApp({ layer }), '/ws/');
+        assert.deepEqual(await communicator.connect(), { accepted: true, subprotocol: null });
+        for (const n of [1, 2, 3]) communicator.sendJson({ n });
+        for (const n of [1, 2, 3]) assert.deepEqual(await communicator.receiveJson(2_000), { n });
+        await communicator.disconnect();
+        assert.equal(overlaps, 0, `handlers overlapped: ${log.join(', ')}`);
+        const at = (entry: string): number => log.indexOf(entry);
+        for (const n of [1, 2, 3]) {
+          // Channels' order on every layer: a handler finishes before the next event.
+          assert.ok(at(`receive ${n} end`) < at(`chat ${n} start`), log.join(', '));
+        }
+        const starts = (kind: string): string[] =>
+          log.filter((entry) => entry.startsWith(kind) && entry.endsWith('start'));
+        assert.deepEqual(starts('receive'), [
+          'receive 1 start',
+          'receive 2 start',
+          'receive 3 start',
+        ]);
+        assert.deepEqual(starts('chat'), ['chat 1 start', 'chat 2 start', 'chat 3 start']);
+      }),
+    );
+
+    it(
+      "hands every member one frozen copy of a group message, the sender's object untouched",
+      withLayer(10, async (layer) => {
+        const members = [collector(), collector()];
+        for (const member of members) {
+          const channel = layer.newChannel();
+          layer.attach(channel, member.receiver);
+          await layer.groupAdd('frozen', channel);
+        }
+        const sent = { type: 'chat.message', json: { items: [1] } };
+        await layer.groupSend('frozen', sent);
+        await eventually(() => members.every((member) => member.received.length === 1));
+        const [first, second] = members.map((member) => member.received[0]!);
+        assert.ok(Object.isFrozen(first) && Object.isFrozen(second), 'members get frozen messages');
+        const items = (first!['json'] as { items: number[] }).items;
+        assert.throws(() => items.push(2), TypeError);
+        assert.deepEqual(second, { type: 'chat.message', json: { items: [1] } });
+        sent.json.items.push(2);
+        assert.ok(!Object.isFrozen(sent), "the sender's object is not frozen");
+        assert.deepEqual(first!['json'], { items: [1] });
       }),
     );
 

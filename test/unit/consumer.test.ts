@@ -271,6 +271,43 @@ describe('WebsocketConsumer', () => {
     assert.deepEqual(order, [1, 2, 3]);
   });
 
+  it('forwards a websocket.send to its own group after the handler that sent it', async () => {
+    const layer = new MemoryChannelLayer();
+    class Echo extends WebsocketConsumer {
+      override readonly groups = ['echo'];
+      override async receive(data: IncomingData): Promise<void> {
+        await this.groupSend('echo', { type: 'websocket.send', text: `group ${String(data)}` });
+        this.send(`direct ${String(data)}`);
+      }
+    }
+    const communicator = new WebsocketCommunicator(Echo.asApp({ layer }), '/');
+    await communicator.connect();
+    communicator.sendText('1');
+    communicator.sendText('2');
+    const received = [];
+    for (let index = 0; index < 4; index += 1) received.push(await communicator.receiveText());
+    assert.deepEqual(received, ['direct 1', 'group 1', 'direct 2', 'group 2']);
+  });
+
+  it('handles a layer message that arrives during connect() after connect()', async () => {
+    const layer = new MemoryChannelLayer();
+    class Greeter extends JsonWebsocketConsumer {
+      override readonly groups = ['greet'];
+      override async connect(): Promise<void> {
+        await this.groupSend('greet', { type: 'hello' });
+        this.accept();
+        this.sendJson({ step: 'connected' });
+      }
+      onHello(): void {
+        this.sendJson({ step: 'hello' });
+      }
+    }
+    const communicator = new WebsocketCommunicator(Greeter.asApp({ layer }), '/');
+    await communicator.connect();
+    assert.deepEqual(await communicator.receiveJson(), { step: 'connected' });
+    assert.deepEqual(await communicator.receiveJson(), { step: 'hello' });
+  });
+
   it('closes 4429 when a client floods a slow consumer', async () => {
     class Stuck extends WebsocketConsumer {
       override receive(): Promise<void> {

@@ -5,19 +5,14 @@
  */
 
 /**
- * A payload shared by many connections (a group send). Transports keep their encoded
- * form (a pre-built WebSocket frame) in {@link cache}, so a broadcast to N sockets on
- * one process frames the message once, not N times.
+ * A payload shared by many connections (a group send). The transport keeps its encoded
+ * form (a pre-built WebSocket frame) on it, so a broadcast to N sockets on one process
+ * frames the message once, not N times.
  */
 export class OutboundMessage {
   readonly data: string | Uint8Array;
   readonly binary: boolean;
-  /** Transport-private encodings, keyed by a symbol each transport owns. */
-  readonly cache = new Map<symbol, unknown>();
-  /**
-   * @internal The `ws` transport's frame: a field rather than a {@link cache} entry,
-   * because it is read once per member of every broadcast.
-   */
+  /** @internal The `ws` transport's frame of {@link data}, made by the first send. */
   wsFrame: Buffer | undefined = undefined;
 
   constructor(data: string | Uint8Array) {

@@ -385,7 +385,9 @@ class Client implements PortcullisClient {
       throw new TypeError('send() takes a JSON object; the server closes 4400 on anything else');
     }
     const text = JSON.stringify(message);
-    if (this.#state === 'open' && this.#socket !== undefined) {
+    // A socket past OPEN (the server's close frame is in, its close event not yet) drops
+    // what it is given: such a message waits for the next connection instead.
+    if (this.#state === 'open' && this.#socket?.readyState === OPEN) {
       this.#socket.send(text);
       return;
     }

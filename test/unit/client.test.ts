@@ -212,6 +212,30 @@ describe('createClient over a real WebSocket server', () => {
     assert.deepEqual(w.all('state'), ['connecting', 'open', 'reconnecting', 'open']);
   });
 
+  test('send() while the socket is closing queues the message for the next connection', async (t) => {
+    const server = await startServer(t);
+    // ws's own WebSocket, remembered so that the test can start a close on the client's
+    // side: the socket is then CLOSING while the client has not had its close event.
+    const sockets: WebSocket[] = [];
+    class Remembered extends WebSocket {
+      constructor(...args: ConstructorParameters<typeof WebSocket>) {
+        super(...args);
+        sockets.push(this);
+      }
+    }
+    const w = watch(t, { url: server.url, webSocketImpl: Remembered });
+    w.client.connect();
+    await w.nth('open', 1);
+    sockets[0]!.close(CloseCode.GoingAway);
+    assert.equal(sockets[0]!.readyState, WebSocket.CLOSING);
+    assert.equal(w.client.state, 'open');
+    w.client.send({ n: 1 });
+    await w.nth('open', 2);
+    const [first, second] = [server.connections[0]!, await server.waitForConnections(2)];
+    assert.deepEqual(await server.waitForFrames(second, 1), [{ n: 1 }]);
+    assert.deepEqual(first.frames, []);
+  });
+
   test('retry delays grow per attempt and reset once a connection was stable', async (t) => {
     // Connections 0 and 1 drop at once; 2 stays past stableAfter, then drops; 3 stays.
     const server = await startServer(t, ({ socket }, index) => {

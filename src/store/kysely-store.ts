@@ -5,7 +5,7 @@
  * @module
  */
 import { Kysely, Migrator, sql } from 'kysely';
-import { AuthenticationError, ServiceUnavailableError } from '../errors.js';
+import { AuthenticationError, ConfigError, ServiceUnavailableError } from '../errors.js';
 import {
   DEFAULT_SCRYPT_PARAMS,
   hashPassword,
@@ -134,10 +134,25 @@ export class KyselyStore implements Store {
       provider: migrationProvider(this.kind),
       migrationTableName: MIGRATION_TABLE,
       migrationLockTableName: MIGRATION_LOCK_TABLE,
+      // Without a schema, Kysely finds its tables in any schema of the database, so a
+      // neighbouring deployment's tables would stop this one's from being created.
+      ...(this.kind === 'postgres' ? { migrationTableSchema: await this.#currentSchema() } : {}),
     });
     const { error, results = [] } = await this.#run(() => migrator.migrateToLatest());
     if (error !== undefined) throw new ServiceUnavailableError('database', { cause: error });
     return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  }
+
+  /** The schema unqualified names resolve to (the first of `search_path` that exists). */
+  async #currentSchema(): Promise<string> {
+    const { rows } = await this.#run(() =>
+      sql<{ schema: string | null }>`select current_schema() as schema`.execute(this.#db),
+    );
+    const schema = rows[0]?.schema;
+    if (schema == null) {
+      throw new ConfigError('DATABASE_URL: no schema of its search_path exists (create it first)');
+    }
+    return schema;
   }
 
   async ping(): Promise<void> {

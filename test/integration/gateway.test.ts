@@ -305,23 +305,34 @@ describe(
   'gateway fails closed when PostgreSQL goes away',
   await serviceSuiteOptions('postgres'),
   () => {
-    it('reports not ready, refuses new sockets with 1013 and REST with 503', async () => {
+    it('reports not ready, refuses new sockets with 1013 and REST with 503', async (t) => {
+      // Teardown registered as each resource is made, undone last first: a failure must
+      // not leave the proxy or a pool open and hang the file.
+      const teardown: (() => unknown)[] = [];
+      t.after(async () => {
+        for (const undo of teardown.reverse()) await undo();
+      });
       const schema = await createPostgresSchema(await serviceUrl('postgres'));
+      teardown.push(() => schema.drop());
       const proxy = await startProxy(new URL(schema.url));
+      teardown.push(() => proxy.cut());
       const proxied = new URL(schema.url);
       proxied.hostname = '127.0.0.1';
       proxied.port = String(proxy.port);
-      const directory = mkdtempSync(join(tmpdir(), 'portcullis-gateway-'));
       const { openStore } = await import('../../src/store/index.js');
       const direct = openStore(schema.url);
-      await direct.migrate();
-      await direct.createUser({ username: 'erin', password: 'erin-password-1' });
-      await direct.close();
+      try {
+        await direct.migrate();
+        await direct.createUser({ username: 'erin', password: 'erin-password-1' });
+      } finally {
+        await direct.close();
+      }
       const gateway = await startGateway(
         loadConfig({ env: { DATABASE_URL: proxied.toString() }, flags: { port: 0 } }),
         { logger },
       );
-      try {
+      teardown.push(() => gateway.close());
+      {
         const session = await login(gateway, 'erin', 'erin-password-1');
         assert.equal((await fetch(`${gateway.url}/readyz`)).status, 200);
         proxy.cut();
@@ -337,10 +348,6 @@ describe(
         });
         assert.equal(rest.status, 503);
         assert.equal(JSON.stringify(await rest.json()).includes('ECONNREFUSED'), false);
-      } finally {
-        await gateway.close();
-        await schema.drop();
-        rmSync(directory, { recursive: true, force: true });
       }
     });
   },

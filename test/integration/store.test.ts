@@ -17,6 +17,7 @@ import {
   type StoreOptions,
 } from '../../src/store/index.js';
 import { withStatementCache } from '../../src/store/database.js';
+import { createPostgresSchema, serviceSuiteOptions, serviceUrl } from '../helpers/services.js';
 import { databaseVariants } from '../helpers/stores.js';
 import type { TestDatabase } from '../helpers/stores.js';
 
@@ -522,6 +523,27 @@ describe('DATABASE_URL', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('PostgreSQL schemas side by side', await serviceSuiteOptions('postgres'), () => {
+  // Kysely's migrator looked for its tables in every schema of the database: a
+  // deployment (or a parallel test) in a neighbouring schema made migrate() skip
+  // creating them here and then fail with 42P01.
+  it('migrates a schema while another schema of the same database holds its tables', async (t) => {
+    const base = await serviceUrl('postgres');
+    const first = await createPostgresSchema(base);
+    t.after(() => first.drop());
+    const second = await createPostgresSchema(base);
+    t.after(() => second.drop());
+    const neighbour = openStore(first.url, { passwordParams: FAST_SCRYPT });
+    t.after(() => neighbour.close());
+    await neighbour.migrate();
+    const store = openStore(second.url, { passwordParams: FAST_SCRYPT });
+    t.after(() => store.close());
+    assert.ok((await store.migrate()).length > 0);
+    await store.createUser({ username: 'beside' });
+    assert.equal(await neighbour.getUserByUsername('beside'), undefined);
   });
 });
 

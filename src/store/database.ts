@@ -5,7 +5,16 @@
  * @module
  */
 import Sqlite from 'better-sqlite3';
-import { PostgresDialect, SqliteDialect, type Dialect, type SqliteDatabase } from 'kysely';
+import { PostgresDialect, sql, SqliteDialect } from 'kysely';
+import type {
+  DatabaseIntrospector,
+  DatabaseMetadata,
+  Dialect,
+  Kysely,
+  SchemaMetadata,
+  SqliteDatabase,
+  TableMetadata,
+} from 'kysely';
 import pg from 'pg';
 import { ConfigError } from '../errors.js';
 import type { DialectKind } from './schema.js';
@@ -118,5 +127,47 @@ export function createDialect(target: DatabaseTarget): { kind: DialectKind; dial
   pool.on('connect', (client) => {
     client.on('error', () => {});
   });
-  return { kind: 'postgres', dialect: new PostgresDialect({ pool }) };
+  return { kind: 'postgres', dialect: new CurrentSchemaPostgresDialect({ pool }) };
+}
+
+/**
+ * PostgreSQL whose introspection sees only the connection's current schema. Kysely's
+ * own introspector reads every schema of the database with `has_schema_privilege(name)`,
+ * which fails when another session drops a schema meanwhile; the store's migrator is its
+ * only user and needs nothing outside the store's own schema.
+ */
+class CurrentSchemaPostgresDialect extends PostgresDialect {
+  override createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new CurrentSchemaIntrospector(db);
+  }
+}
+
+/** Table names (no columns: nothing here reads them) of the current schema only. */
+class CurrentSchemaIntrospector implements DatabaseIntrospector {
+  readonly #db: Kysely<unknown>;
+
+  constructor(db: Kysely<unknown>) {
+    this.#db = db;
+  }
+
+  async getSchemas(): Promise<SchemaMetadata[]> {
+    const { rows } = await sql<{ name: string }>`select current_schema() as name`.execute(this.#db);
+    return rows.filter((row) => row.name !== null);
+  }
+
+  async getTables(): Promise<TableMetadata[]> {
+    const { rows } = await sql<{ name: string; schema: string; type: string }>`
+      select table_name as name, table_schema as schema, table_type as type
+      from information_schema.tables where table_schema = current_schema()`.execute(this.#db);
+    return rows.map((row) => ({
+      name: row.name,
+      schema: row.schema,
+      isView: row.type === 'VIEW',
+      columns: [],
+    }));
+  }
+
+  async getMetadata(): Promise<DatabaseMetadata> {
+    return { tables: await this.getTables() };
+  }
 }

@@ -545,6 +545,28 @@ describe('PostgreSQL schemas side by side', await serviceSuiteOptions('postgres'
     await store.createUser({ username: 'beside' });
     assert.equal(await neighbour.getUserByUsername('beside'), undefined);
   });
+
+  it('migrates while other sessions create and drop schemas', async (t) => {
+    const base = await serviceUrl('postgres');
+    let churning = true;
+    const churners = Array.from({ length: 4 }, async () => {
+      while (churning) await (await createPostgresSchema(base)).drop();
+    });
+    t.after(async () => {
+      churning = false;
+      await Promise.all(churners);
+    });
+    for (let round = 0; round < 12; round += 1) {
+      const schema = await createPostgresSchema(base);
+      const store = openStore(schema.url, { passwordParams: FAST_SCRYPT });
+      try {
+        assert.ok((await store.migrate()).length > 0);
+      } finally {
+        await store.close();
+        await schema.drop();
+      }
+    }
+  });
 });
 
 describe('SQLite prepared statements', () => {

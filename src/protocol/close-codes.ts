@@ -65,10 +65,8 @@ export const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([
  * cutting on a character boundary.
  */
 export function limitCloseReason(reason: string): string {
-  // TextEncoder rather than Buffer: this module also runs in browsers.
-  const encoder = new TextEncoder();
-  if (encoder.encode(reason).length <= 123) return reason;
-  let cut = reason.slice(0, 123);
-  while (encoder.encode(cut).length > 123) cut = cut.slice(0, -1);
-  return cut;
+  // TextEncoder rather than Buffer: this module also runs in browsers. encodeInto stops
+  // before a character that does not fit whole, so a surrogate pair is never split.
+  const { read } = new TextEncoder().encodeInto(reason, new Uint8Array(123));
+  return read === reason.length ? reason : reason.slice(0, read);
 }

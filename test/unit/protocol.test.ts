@@ -29,6 +29,8 @@ describe('close codes', () => {
     const clamped = limitCloseReason('é'.repeat(100));
     assert.ok(Buffer.byteLength(clamped) <= 123);
     assert.equal(clamped, 'é'.repeat(61));
+    // 30 four-byte characters are 120 bytes; the 31st would need 124: it goes whole.
+    assert.equal(limitCloseReason('😀'.repeat(40)), '😀'.repeat(30));
   });
 });
 

@@ -155,12 +155,12 @@ export {
 export { hashPassword, verifyPassword, DEFAULT_SCRYPT_PARAMS } from './auth/passwords.js';
 export type { ScryptParams } from './auth/passwords.js';
 export { UsernameTakenError } from './store/errors.js';
-export { RedisChannelLayer } from './layers/redis.js';
+export { RedisChannelLayer } from './layers/redis/layer.js';
 export type {
   RedisChannelLayerOptions,
   RedisLayerStatus,
   RedisLayerStats,
-} from './layers/redis.js';
+} from './layers/redis/layer.js';
 export { MemoryPresence } from './layers/presence.js';
 export type {
   Presence,
@@ -172,5 +172,5 @@ export type {
   PresenceListener,
   MemoryPresenceOptions,
 } from './layers/presence.js';
-export { RedisPresence } from './layers/redis-presence.js';
-export type { RedisPresenceOptions, RedisPresenceStatus } from './layers/redis-presence.js';
+export { RedisPresence } from './layers/redis/presence.js';
+export type { RedisPresenceOptions, RedisPresenceStatus } from './layers/redis/presence.js';

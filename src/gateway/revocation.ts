@@ -33,7 +33,7 @@ export async function publishRevocation(
   revoked: RevokedCredentials,
 ): Promise<boolean> {
   if (config.redisUrl === null) return false;
-  const { RedisChannelLayer } = await import('../layers/redis.js');
+  const { RedisChannelLayer } = await import('../layers/redis/layer.js');
   // The layer's reconnect chatter would break the one-line contract; failures surface as errors.
   const layer = await RedisChannelLayer.connect({
     url: config.redisUrl,

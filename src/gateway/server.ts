@@ -88,7 +88,7 @@ async function openLayer(
   hooks: LayerHooks,
 ): Promise<ChannelLayer> {
   if (config.redisUrl === null) return new MemoryChannelLayer();
-  const { RedisChannelLayer } = await import('../layers/redis.js');
+  const { RedisChannelLayer } = await import('../layers/redis/layer.js');
   let wasDown = false;
   return RedisChannelLayer.connect({
     url: config.redisUrl,
@@ -115,7 +115,7 @@ async function openPresence(
   logger: Logger,
 ): Promise<Presence> {
   if (config.redisUrl === null) return new MemoryPresence({ logger });
-  const { RedisPresence } = await import('../layers/redis-presence.js');
+  const { RedisPresence } = await import('../layers/redis/presence.js');
   const processId =
     'processId' in layer && typeof layer.processId === 'string' ? layer.processId : undefined;
   return RedisPresence.connect({

@@ -17,7 +17,7 @@
  *
  * - {@link MemoryPresence}: one process, plain maps; events come a microtask after the
  *   change.
- * - `RedisPresence` (`./redis-presence.js`): many processes over Redis; each process
+ * - `RedisPresence` (`./redis/presence.js`): many processes over Redis; each process
  *   heartbeats its own members, and the members of a process that stops heartbeating
  *   (killed, frozen, cut off) are removed by the others, with leave events.
  *

@@ -18,7 +18,7 @@ import { REVOCATION_BROADCAST_GROUP } from '../../src/auth/revocation.js';
 import { AuthenticationError } from '../../src/errors.js';
 import { main, type CliIO } from '../../src/gateway/cli.js';
 import type { LayerMessage } from '../../src/layers/layer.js';
-import { RedisChannelLayer } from '../../src/layers/redis.js';
+import { RedisChannelLayer } from '../../src/layers/redis/layer.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireService } from '../helpers/services.js';

@@ -32,9 +32,9 @@ import type {
   PresenceMember,
   PresenceUser,
 } from '../../src/layers/presence.js';
-import { RedisChannelLayer } from '../../src/layers/redis.js';
-import { RedisPresence } from '../../src/layers/redis-presence.js';
-import type { RedisPresenceOptions } from '../../src/layers/redis-presence.js';
+import { RedisChannelLayer } from '../../src/layers/redis/layer.js';
+import { RedisPresence } from '../../src/layers/redis/presence.js';
+import type { RedisPresenceOptions } from '../../src/layers/redis/presence.js';
 import { authMiddleware } from '../../src/middleware/auth.js';
 import type { AuthMiddleware } from '../../src/middleware/auth.js';
 import { CloseCode, CloseReason } from '../../src/protocol/close-codes.js';

@@ -17,7 +17,7 @@ import {
   RedisPresence,
   type RedisPresenceOptions,
   type RedisPresenceStatus,
-} from '../../src/layers/redis-presence.js';
+} from '../../src/layers/redis/presence.js';
 import { eventually } from '../helpers/eventually.js';
 import {
   freePort,
@@ -131,7 +131,7 @@ describe('redis presence options', () => {
 
   it('does not load ioredis until connect()', async () => {
     assert.equal(
-      await constructingLoadsIoredis('./src/layers/redis-presence.ts', 'RedisPresence'),
+      await constructingLoadsIoredis('./src/layers/redis/presence.ts', 'RedisPresence'),
       false,
     );
   });
@@ -289,7 +289,7 @@ describe('redis presence', await serviceSuiteOptions('redis'), () => {
     const survivor = await open({ prefix, ...timing });
     const { events } = recorder(survivor);
     const script = [
-      "const { RedisPresence } = await import('./src/layers/redis-presence.ts');",
+      "const { RedisPresence } = await import('./src/layers/redis/presence.ts');",
       `const presence = await RedisPresence.connect(${JSON.stringify({ url, prefix, ...timing, processId: 'doomed' })});`,
       "await presence.join('room', { id: 'd1', userId: '1', username: 'ada' });",
       "await presence.join('hall', { id: 'd1', userId: '1', username: 'ada' });",

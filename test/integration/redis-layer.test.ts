@@ -18,7 +18,7 @@ import {
   RedisChannelLayer,
   type RedisChannelLayerOptions,
   type RedisLayerStatus,
-} from '../../src/layers/redis.js';
+} from '../../src/layers/redis/layer.js';
 import { eventually } from '../helpers/eventually.js';
 import {
   freePort,
@@ -105,7 +105,7 @@ describe('options', () => {
 
   it('does not load ioredis until connect()', async () => {
     assert.equal(
-      await constructingLoadsIoredis('./src/layers/redis.ts', 'RedisChannelLayer'),
+      await constructingLoadsIoredis('./src/layers/redis/layer.ts', 'RedisChannelLayer'),
       false,
     );
   });

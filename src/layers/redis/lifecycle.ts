@@ -1,6 +1,6 @@
 /**
  * The Redis connection lifecycle shared by {@link RedisChannelLayer} and
- * {@link RedisPresence}: option checks, the lazy `ioredis` import, a command and a
+ * {@link RedisPresence}: the lazy `ioredis` import, a command and a
  * subscriber connection that fail fast instead of queueing, capped jittered reconnects,
  * and the `'ready'`/`'down'` status machine with its `onStatus` callback and logging.
  *
@@ -17,8 +17,7 @@
  */
 import type { Logger } from 'pino';
 import type { Redis, RedisOptions } from 'ioredis';
-import { PortcullisError, ServiceUnavailableError } from '../errors.js';
-import { defaultLogger } from '../logging.js';
+import { PortcullisError, ServiceUnavailableError } from '../../errors.js';
 
 /**
  * Whether a Redis-backed component can reach Redis.
@@ -30,8 +29,6 @@ type State = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
 
 type RedisModule = typeof import('ioredis');
 
-const PREFIX_PATTERN = /^[A-Za-z0-9\-_.:]{1,64}$/;
-
 /**
  * Fail fast instead of queueing while Redis is away: no unbounded memory, no hung call;
  * a command in flight when the connection drops is rejected, never resent, so nothing
@@ -42,67 +39,6 @@ const FAIL_FAST = {
   maxRetriesPerRequest: 0,
   autoResendUnfulfilledCommands: false,
 } satisfies RedisOptions;
-
-let fallbackLogger: Logger | undefined;
-
-/**
- * The `logger` option, or one shared default (warnings and errors to stderr), made on
- * first use so that an app passing its own logger never builds the default.
- * @internal
- */
-export function loggerOrDefault(logger: Logger | undefined): Logger {
-  return logger ?? (fallbackLogger ??= defaultLogger());
-}
-
-/**
- * @throws {TypeError} unless `url` is a `redis://` or `rediss://` URL.
- * @internal
- */
-export function assertRedisUrl(url: unknown): asserts url is string {
-  if (typeof url !== 'string' || !URL.canParse(url) || !/^rediss?:$/.test(new URL(url).protocol)) {
-    throw new TypeError('The "url" option must be a redis:// or rediss:// URL');
-  }
-}
-
-/**
- * @throws {TypeError} unless `prefix` is 1 to 64 letters, digits, `-`, `_`, `.` or `:`
- * (safe inside Redis key names and pub/sub channel names).
- * @internal
- */
-export function assertPrefix(prefix: unknown): asserts prefix is string {
-  if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
-    throw new TypeError(
-      'The "prefix" option must be 1 to 64 letters, digits, "-", "_", "." or ":"',
-    );
-  }
-}
-
-/**
- * Checks options that must be positive integers, in the given order, so the first bad
- * one is the one reported.
- * @throws {RangeError} naming the first option that is not a positive integer.
- * @internal
- */
-export function assertPositiveIntegers(options: Record<string, number>): void {
-  for (const [name, value] of Object.entries(options)) {
-    if (!Number.isInteger(value) || value < 1) {
-      throw new RangeError(`The "${name}" option must be a positive integer`);
-    }
-  }
-}
-
-/**
- * @throws {TypeError} when `onStatus` is given but not a function, or `now` is not one.
- * @internal
- */
-export function assertStatusAndClock(onStatus: unknown, now: unknown): void {
-  if (onStatus !== undefined && typeof onStatus !== 'function') {
-    throw new TypeError('The "onStatus" option must be a function');
-  }
-  if (typeof now !== 'function') {
-    throw new TypeError('The "now" option must be a function');
-  }
-}
 
 /**
  * A Redis failure as the error callers see: a {@link PortcullisError} passes through,

@@ -12,51 +12,29 @@
  *   whether it was the last", "drop the expired ones". The script that changes a user's
  *   presence also publishes the event, so each enter or leave is published exactly
  *   once, by whichever process caused it, even if that process dies right after.
- * - **Heartbeats.** Every `heartbeatInterval` a process re-touches each of its own live
- *   connections (their score becomes the current time, one script call per group) and
- *   stamps itself in the process registry. Touching re-adds a connection that is
- *   missing, so the heartbeat also re-registers everything after Redis restarted empty
- *   or after other processes expired this one while it was cut off.
- * - **Expiry.** A connection whose score is older than `ttl` belongs to a process that
+ * - **Heartbeats and expiry** (`presence-heartbeat.ts`). Each process renews its own
+ *   connections; a connection whose score is older than `ttl` belongs to a process that
  *   stopped heartbeating. Every script on a group first removes such connections from
  *   it (publishing leave events for users left with none), so `members()` never lists
- *   one. For groups nobody touches, a sweeper (every `heartbeatInterval`, at most one
- *   process at a time through a short lock) finds dead processes in the registry and
- *   expires their groups, then forgets the process unless it heartbeat meanwhile.
- *   Every step is idempotent, so a racing second sweeper or a process coming back to
- *   life at the wrong moment changes nothing but timing.
+ *   one, and a sweeper expires the groups nobody touches.
  * - **Events.** One pub/sub channel per prefix carries every enter and leave; each
  *   process holds one subscription and hands events to its local listeners. Presence
  *   changes are rare next to messages, and one channel is what lets a listener hear
- *   groups with no local members (a killed process's rooms).
+ *   groups with no local members (a killed process's rooms). It is a classic (not
+ *   sharded) channel: the scripts publish from whichever slot their group is in.
  *
  * Scores come from each process's clock (`now`), so processes' clocks must agree to
  * well within `ttl - heartbeatInterval` (NTP does). Every process sharing a prefix must
- * use the same `ttl`.
- *
- * Redis names, for operators (`P` is the `prefix` option, `portcullis` by default):
- *
- * | name | type | holds |
- * |---|---|---|
- * | `P:presence:group:{G}` | sorted set | connection id → its last heartbeat (ms) |
- * | `P:presence:group:{G}:info` | hash | connection id → `<processId>\|<userId>\|<username>` (`%` and `\|` escaped) |
- * | `P:presence:group:{G}:users` | hash | user id → connections in `G` |
- * | `P:presence:{procs}` | sorted set | process id → its last heartbeat (ms) |
- * | `P:presence:{procs}:groups:<processId>` | set | groups the process has (or had) connections in |
- * | `P:presence:{procs}:sweep` | string | the sweeper lock, for `heartbeatInterval` |
- * | `P:presence:events` | pub/sub | `j\|G\|<userId>\|<username>` (enter), `l\|…` (leave) |
- *
- * Keys expire `3 × ttl` after their last touch, so a prefix whose every process is gone
- * leaves nothing behind.
+ * use the same `ttl`. Keys expire `3 × ttl` after their last touch, so a prefix whose
+ * every process is gone leaves nothing behind. `names.ts` lists the Redis names.
  *
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Redis } from 'ioredis';
-import { ServiceUnavailableError } from '../errors.js';
-import { assertValidName, isValidName } from './layer.js';
-import { assertMemberId, assertPresenceMember, PresenceListeners, sortUsers } from './presence.js';
+import { ServiceUnavailableError } from '../../errors.js';
+import { assertValidName } from '../layer.js';
+import { assertMemberId, assertPresenceMember, PresenceListeners, sortUsers } from '../presence.js';
 import type {
   Presence,
   PresenceJoinResult,
@@ -64,16 +42,21 @@ import type {
   PresenceListener,
   PresenceMember,
   PresenceUser,
-} from './presence.js';
+} from '../presence.js';
+import { RedisLifecycle, unavailable } from './lifecycle.js';
+import { PresenceNames } from './names.js';
 import {
   assertPositiveIntegers,
   assertPrefix,
   assertRedisUrl,
   assertStatusAndClock,
   loggerOrDefault,
-  RedisLifecycle,
-  unavailable,
-} from './redis-lifecycle.js';
+} from './options.js';
+import { PresenceHeartbeat } from './presence-heartbeat.js';
+import type { LocalConnection } from './presence-heartbeat.js';
+import { formatInfo, parseEvent, parseInfo } from './presence-info.js';
+import { presenceScripts } from './presence-scripts.js';
+import type { PresenceRedis } from './presence-scripts.js';
 
 /** Whether presence can reach Redis; see {@link RedisPresenceOptions.onStatus}. */
 export type RedisPresenceStatus = 'ready' | 'down';
@@ -130,150 +113,11 @@ export interface RedisPresenceOptions {
   now?: () => number;
 }
 
-/** Loaded once per group script; `KEYS` are the group's sorted set, info hash and users hash. */
-const GROUP_LUA = `
-local function uidOf(info) return string.match(info, '^[^|]*|([^|]*)|') end
-local function nameOf(info) return string.match(info, '^[^|]*|[^|]*|(.*)$') end
-local function added(info, channel, group)
-  local uid = uidOf(info)
-  if redis.call('HINCRBY', KEYS[3], uid, 1) == 1 then
-    redis.call('PUBLISH', channel, 'j|' .. group .. '|' .. uid .. '|' .. nameOf(info))
-    return 1
-  end
-  return 0
-end
-local function removed(info, channel, group)
-  local uid = uidOf(info)
-  if redis.call('HINCRBY', KEYS[3], uid, -1) <= 0 then
-    redis.call('HDEL', KEYS[3], uid)
-    redis.call('PUBLISH', channel, 'l|' .. group .. '|' .. uid .. '|' .. nameOf(info))
-    return 1
-  end
-  return 0
-end
-local function sweep(cutoff, channel, group)
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff)) do
-    redis.call('ZREM', KEYS[1], id)
-    local info = redis.call('HGET', KEYS[2], id)
-    if info then
-      redis.call('HDEL', KEYS[2], id)
-      removed(info, channel, group)
-    end
-  end
-end
-`;
-
-/**
- * Join and heartbeat: ARGV = now, cutoff, key ttl, channel, group, then (id, info)
- * pairs. Returns one 0/1 per pair: 1 when it was the user's first connection.
- */
-const TOUCH_LUA = `${GROUP_LUA}
-local now, channel, group = ARGV[1], ARGV[4], ARGV[5]
-local firsts = {}
-for i = 6, #ARGV - 1, 2 do
-  local id, info = ARGV[i], ARGV[i + 1]
-  local prev = redis.call('HGET', KEYS[2], id)
-  local first = 0
-  if prev ~= info then
-    redis.call('HSET', KEYS[2], id, info)
-    if not prev then
-      first = added(info, channel, group)
-    elseif uidOf(prev) ~= uidOf(info) then
-      removed(prev, channel, group)
-      first = added(info, channel, group)
-    end
-  end
-  redis.call('ZADD', KEYS[1], now, id)
-  firsts[#firsts + 1] = first
-end
-sweep(ARGV[2], channel, group)
-for k = 1, 3 do redis.call('PEXPIRE', KEYS[k], ARGV[3]) end
-return firsts
-`;
-
-/** ARGV = id, channel, group. Returns nil, or {1 when it was the last, info}. */
-const LEAVE_LUA = `${GROUP_LUA}
-redis.call('ZREM', KEYS[1], ARGV[1])
-local info = redis.call('HGET', KEYS[2], ARGV[1])
-if not info then return false end
-redis.call('HDEL', KEYS[2], ARGV[1])
-return { removed(info, ARGV[2], ARGV[3]), info }
-`;
-
-/** ARGV = cutoff, channel, group. Returns the info of every live connection. */
-const LIST_LUA = `${GROUP_LUA}
-sweep(ARGV[1], ARGV[2], ARGV[3])
-return redis.call('HVALS', KEYS[2])
-`;
-
-/**
- * KEYS = registry, the process's group set; ARGV = process id, cutoff. Forgets the
- * process unless it heartbeat since the sweeper judged it dead.
- */
-const REAP_LUA = `
-local seen = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if seen and tonumber(seen) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
-return 1
-`;
-
-interface PresenceRedis extends Redis {
-  presenceTouch(...args: [string, string, string, ...(string | number)[]]): Promise<number[]>;
-  presenceLeave(
-    zset: string,
-    info: string,
-    users: string,
-    id: string,
-    channel: string,
-    group: string,
-  ): Promise<[number, string] | null>;
-  presenceList(
-    zset: string,
-    info: string,
-    users: string,
-    cutoff: number,
-    channel: string,
-    group: string,
-  ): Promise<string[]>;
-  presenceReap(
-    registry: string,
-    groups: string,
-    processId: string,
-    cutoff: number,
-  ): Promise<number>;
-}
-
-/** One connection of this process, as its heartbeat re-registers it. */
-interface LocalMember {
-  readonly info: string;
-}
-
 const PROCESS_ID_PATTERN = /^[A-Za-z0-9\-_.]{1,64}$/;
-/** Connections per heartbeat script call, so no single call holds Redis for long. */
-const TOUCH_CHUNK = 500;
-/** Dead processes one sweep handles; the rest wait for the next. */
-const SWEEP_BATCH = 100;
-
-/** `%` and `|` escaped, so `|` can separate fields and Lua can split without decoding. */
-function escapeField(value: string): string {
-  return value.replace(/[%|]/g, (c) => (c === '%' ? '%25' : '%7C'));
-}
-
-function unescapeField(value: string): string {
-  return value.replace(/%(?:25|7C)/g, (s) => (s === '%25' ? '%' : '|'));
-}
-
-/** `<processId>|<userId>|<username>` → the user, or undefined when malformed. */
-function parseInfo(info: string): { userId: string; username: string } | undefined {
-  const [, userId, username, ...rest] = info.split('|');
-  if (userId === undefined || username === undefined || rest.length > 0) return undefined;
-  return { userId: unescapeField(userId), username: unescapeField(username) };
-}
 
 /**
  * A {@link Presence} over Redis, for many gateway processes sharing one Redis. See the
- * module documentation for the design and the Redis names it uses.
+ * module documentation for the design and `names.ts` for the Redis names it uses.
  *
  * `ioredis` is imported by {@link connect}, so apps that never use Redis never load it.
  * While Redis is away every method rejects at once with {@link ServiceUnavailableError}
@@ -297,24 +141,15 @@ export class RedisPresence implements Presence {
   /** This process's id in the registry. */
   readonly processId: string;
 
-  readonly #heartbeatInterval: number;
   readonly #ttl: number;
-  readonly #keyTtl: number;
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #listeners: PresenceListeners;
-  readonly #base: string;
-  readonly #registry: string;
-  readonly #eventsTopic: string;
-
+  readonly #names: PresenceNames;
   /** The command and subscriber connections, their status and reconnects. */
   readonly #redis: RedisLifecycle<PresenceRedis>;
+  readonly #heartbeat: PresenceHeartbeat;
   #connecting: Promise<this> | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #beating: Promise<void> | undefined;
-  #beatAgain = false;
-  /** group → this process's connection id → what its heartbeat re-registers */
-  readonly #local = new Map<string, Map<string, LocalMember>>();
 
   /**
    * Checks the options; opens nothing until {@link connect}.
@@ -360,15 +195,11 @@ export class RedisPresence implements Presence {
     }
     assertStatusAndClock(onStatus, now);
     this.processId = processId;
-    this.#heartbeatInterval = heartbeatInterval;
     this.#ttl = ttl;
-    this.#keyTtl = 3 * ttl;
     this.#logger = loggerOrDefault(logger);
     this.#now = now;
     this.#listeners = new PresenceListeners(this.#logger);
-    this.#base = `${prefix}:presence`;
-    this.#registry = `${this.#base}:{procs}`;
-    this.#eventsTopic = `${this.#base}:events`;
+    this.#names = new PresenceNames(prefix);
     this.#redis = new RedisLifecycle<PresenceRedis>({
       url,
       connectTimeout,
@@ -379,7 +210,17 @@ export class RedisPresence implements Presence {
       label: 'presence',
       // Redis may have restarted empty, or the others may have expired this process
       // while it was cut off: subscribe, and register every live connection again.
-      recover: (cmd, sub) => Promise.all([sub.subscribe(this.#eventsTopic), this.#register(cmd)]),
+      recover: (cmd, sub) =>
+        Promise.all([sub.subscribe(this.#names.events), this.#heartbeat.register(cmd)]),
+    });
+    this.#heartbeat = new PresenceHeartbeat({
+      processId,
+      names: this.#names,
+      redis: this.#redis,
+      heartbeatInterval,
+      ttl,
+      now,
+      logger: this.#logger,
     });
   }
 
@@ -417,26 +258,16 @@ export class RedisPresence implements Presence {
     return this.#redis.status;
   }
 
-  // -- connection --------------------------------------------------------------------
-
   async #open(): Promise<this> {
+    const scripts = await presenceScripts();
     await this.#redis.open({
-      cmd: {
-        connectionName: `portcullis-presence-${this.processId}-cmd`,
-        scripts: {
-          presenceTouch: { lua: TOUCH_LUA, numberOfKeys: 3 },
-          presenceLeave: { lua: LEAVE_LUA, numberOfKeys: 3 },
-          presenceList: { lua: LIST_LUA, numberOfKeys: 3 },
-          presenceReap: { lua: REAP_LUA, numberOfKeys: 2 },
-        },
-      },
+      cmd: { connectionName: `portcullis-presence-${this.processId}-cmd`, scripts },
       sub: { connectionName: `portcullis-presence-${this.processId}-sub` },
       opened: (sub) => {
         sub.on('message', (topic: string, payload: string) => {
-          if (topic === this.#eventsTopic) this.#onEvent(payload);
+          if (topic === this.#names.events) this.#onEvent(payload);
         });
-        this.#timer = setInterval(() => this.#tick(), this.#heartbeatInterval);
-        this.#timer.unref();
+        this.#heartbeat.start();
       },
     });
     return this;
@@ -452,133 +283,11 @@ export class RedisPresence implements Presence {
     return cmd;
   }
 
-  // -- names -------------------------------------------------------------------------
-
-  #groupKeys(group: string): [string, string, string] {
-    const key = `${this.#base}:group:{${group}}`;
-    return [key, `${key}:info`, `${key}:users`];
-  }
-
-  #groupsOf(processId: string): string {
-    return `${this.#registry}:groups:${processId}`;
-  }
-
-  #info(member: PresenceMember): string {
-    return `${this.processId}|${escapeField(member.userId)}|${escapeField(member.username)}`;
-  }
-
-  // -- heartbeat and sweeper ---------------------------------------------------------
-
-  #tick(): void {
-    if (this.#redis.closed) return;
-    if (this.#beating !== undefined) {
-      this.#beatAgain = true;
-      return;
-    }
-    this.#beating = this.#beat()
-      .catch((err: unknown) => this.#logger.debug({ err }, 'presence: heartbeat failed'))
-      .finally(() => {
-        this.#beating = undefined;
-        if (this.#beatAgain) {
-          this.#beatAgain = false;
-          this.#tick();
-        }
-      });
-  }
-
-  async #beat(): Promise<void> {
-    const cmd = this.#redis.cmd;
-    if (cmd?.status !== 'ready') return; // the reconnect's recover registers
-    await this.#register(cmd);
-    await this.#sweep(cmd);
-  }
-
-  /**
-   * Stamps this process in the registry and renews (or re-adds) every local
-   * connection. Every command is written before the first await, so a `leave()` called
-   * after this started reaches Redis after these touches, never before.
-   */
-  #register(cmd: PresenceRedis): Promise<unknown> {
-    const now = this.#now();
-    const work: Promise<unknown>[] = [
-      cmd.zadd(this.#registry, now, this.processId),
-      cmd.pexpire(this.#registry, this.#keyTtl),
-    ];
-    const groups = [...this.#local.keys()];
-    if (groups.length > 0) {
-      const key = this.#groupsOf(this.processId);
-      work.push(cmd.sadd(key, ...groups), cmd.pexpire(key, this.#keyTtl));
-    }
-    for (const [group, members] of this.#local) {
-      let batch: string[] = [];
-      for (const [id, { info }] of members) {
-        batch.push(id, info);
-        if (batch.length >= 2 * TOUCH_CHUNK) {
-          work.push(this.#touch(cmd, group, now, batch));
-          batch = [];
-        }
-      }
-      if (batch.length > 0) work.push(this.#touch(cmd, group, now, batch));
-    }
-    return Promise.all(work);
-  }
-
-  #touch(cmd: PresenceRedis, group: string, now: number, pairs: string[]): Promise<number[]> {
-    return cmd.presenceTouch(
-      ...this.#groupKeys(group),
-      now,
-      now - this.#ttl,
-      this.#keyTtl,
-      this.#eventsTopic,
-      group,
-      ...pairs,
-    );
-  }
-
-  /** Expires the groups of processes that stopped heartbeating; one sweeper at a time. */
-  async #sweep(cmd: PresenceRedis): Promise<void> {
-    const now = this.#now();
-    const cutoff = now - this.#ttl;
-    const dead = (
-      await cmd.zrangebyscore(this.#registry, '-inf', `(${cutoff}`, 'LIMIT', 0, SWEEP_BATCH)
-    ).filter((processId) => processId !== this.processId);
-    if (dead.length === 0) return;
-    // Sweeping is idempotent; the lock only spares Redis N processes doing it at once.
-    const lock = `${this.#registry}:sweep`;
-    if ((await cmd.set(lock, this.processId, 'PX', this.#heartbeatInterval, 'NX')) === null) {
-      return;
-    }
-    for (const processId of dead) {
-      const groupsKey = this.#groupsOf(processId);
-      const groups = (await cmd.smembers(groupsKey)).filter((group) => isValidName(group));
-      await Promise.all(groups.map((group) => this.#touch(cmd, group, now, [])));
-      await cmd.presenceReap(this.#registry, groupsKey, processId, cutoff);
-    }
-  }
-
-  // -- events ------------------------------------------------------------------------
-
   #onEvent(payload: string): void {
-    const [kind, group, userId, username, ...rest] = payload.split('|');
-    if (
-      (kind !== 'j' && kind !== 'l') ||
-      !isValidName(group) ||
-      userId === undefined ||
-      username === undefined ||
-      rest.length > 0
-    ) {
-      this.#logger.warn('presence: dropped a malformed event');
-      return;
-    }
-    this.#listeners.emit({
-      group,
-      type: kind === 'j' ? 'join' : 'leave',
-      userId: unescapeField(userId),
-      username: unescapeField(username),
-    });
+    const event = parseEvent(payload);
+    if (event === undefined) this.#logger.warn('presence: dropped a malformed event');
+    else this.#listeners.emit(event);
   }
-
-  // -- Presence ----------------------------------------------------------------------
 
   /**
    * Adds a connection to a group and keeps it there with this process's heartbeat;
@@ -597,26 +306,17 @@ export class RedisPresence implements Presence {
     assertValidName('group', group);
     assertPresenceMember(member);
     const cmd = this.#command();
-    let members = this.#local.get(group);
-    if (members === undefined) {
-      members = new Map();
-      this.#local.set(group, members);
-    }
-    const previous = members.get(member.id);
-    const mine: LocalMember = { info: this.#info(member) };
-    members.set(member.id, mine);
+    const mine: LocalConnection = { info: formatInfo(this.processId, member) };
+    const previous = this.#heartbeat.remember(group, member.id, mine);
     // Written in this order on one connection: the group set, which the sweeper reads
     // to find this group should this process die, is updated before the join.
-    const registered = cmd.sadd(this.#groupsOf(this.processId), group);
-    const touched = this.#touch(cmd, group, this.#now(), [member.id, mine.info]);
+    const registered = cmd.sadd(this.#names.groupsOf(this.processId), group);
+    const touched = this.#heartbeat.touch(cmd, group, this.#now(), [member.id, mine.info]);
     try {
       const [, firsts] = await Promise.all([registered, touched]);
       return { first: firsts[0] === 1 };
     } catch (err) {
-      if (this.#local.get(group)?.get(member.id) === mine) {
-        if (previous === undefined) this.#forget(group, member.id);
-        else members.set(member.id, previous);
-      }
+      this.#heartbeat.undo(group, member.id, mine, previous);
       throw unavailable(err);
     }
   }
@@ -640,17 +340,12 @@ export class RedisPresence implements Presence {
     assertValidName('group', group);
     assertMemberId(memberId);
     if (this.#redis.closed) throw new ServiceUnavailableError('redis');
-    const emptied = this.#forget(group, memberId);
+    const emptied = this.#heartbeat.forget(group, memberId);
     const cmd = this.#command();
-    const leaving = cmd.presenceLeave(
-      ...this.#groupKeys(group),
-      memberId,
-      this.#eventsTopic,
-      group,
-    );
+    const leaving = this.#leave(cmd, group, memberId);
     if (emptied) {
       cmd
-        .srem(this.#groupsOf(this.processId), group)
+        .srem(this.#names.groupsOf(this.processId), group)
         .catch((err: unknown) => this.#logger.debug({ err, group }, 'presence: srem failed'));
     }
     let reply: [number, string] | null;
@@ -663,6 +358,10 @@ export class RedisPresence implements Presence {
     const user = parseInfo(reply[1]);
     if (user === undefined) return undefined;
     return { last: reply[0] === 1, ...user };
+  }
+
+  #leave(cmd: PresenceRedis, group: string, memberId: string): Promise<[number, string] | null> {
+    return cmd.presenceLeave(...this.#names.groupKeys(group), memberId, this.#names.events, group);
   }
 
   /**
@@ -684,9 +383,9 @@ export class RedisPresence implements Presence {
     let infos: string[];
     try {
       infos = await cmd.presenceList(
-        ...this.#groupKeys(group),
+        ...this.#names.groupKeys(group),
         this.#now() - this.#ttl,
-        this.#eventsTopic,
+        this.#names.events,
         group,
       );
     } catch (err) {
@@ -731,30 +430,20 @@ export class RedisPresence implements Presence {
    */
   async close(): Promise<void> {
     if (!this.#redis.markClosed()) return;
-    clearInterval(this.#timer);
     const cmd = this.#redis.cmd;
     if (cmd?.status === 'ready') {
       const work: Promise<unknown>[] = [];
-      for (const [group, members] of this.#local) {
-        for (const id of members.keys()) {
-          work.push(cmd.presenceLeave(...this.#groupKeys(group), id, this.#eventsTopic, group));
-        }
+      for (const [group, members] of this.#heartbeat.local) {
+        for (const id of members.keys()) work.push(this.#leave(cmd, group, id));
       }
-      work.push(cmd.zrem(this.#registry, this.processId), cmd.del(this.#groupsOf(this.processId)));
+      work.push(
+        cmd.zrem(this.#names.registry, this.processId),
+        cmd.del(this.#names.groupsOf(this.processId)),
+      );
       await Promise.allSettled(work);
     }
-    this.#local.clear();
     this.#listeners.clear();
-    await this.#beating;
+    await this.#heartbeat.stop();
     await this.#redis.disconnect();
-  }
-
-  /** Drops a local connection; true when it was this process's last in the group. */
-  #forget(group: string, memberId: string): boolean {
-    const members = this.#local.get(group);
-    if (members === undefined || !members.delete(memberId)) return false;
-    if (members.size > 0) return false;
-    this.#local.delete(group);
-    return true;
   }
 }

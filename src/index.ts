@@ -161,6 +161,7 @@ export type {
   RedisLayerStatus,
   RedisLayerStats,
 } from './layers/redis/layer.js';
+export type { RedisConnectionOptions } from './layers/redis/options.js';
 export { MemoryPresence } from './layers/presence.js';
 export type {
   Presence,

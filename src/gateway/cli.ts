@@ -127,7 +127,8 @@ file, the file over the defaults.
 
 Environment:
   PORT (8000)  HOST (127.0.0.1)  DATABASE_URL (sqlite:./portcullis.db, or postgres://...)
-  REDIS_URL (unset: one process)  ALLOWED_ORIGINS (comma list; default: the gateway's origin)
+  REDIS_URL (unset: one process)  REDIS_PREFIX (portcullis)  REDIS_CLUSTER (false)
+  ALLOWED_ORIGINS (comma list; default: the gateway's origin)
   TOKEN_TTL (30d; 12h, 90m, 45s or none)  JWT_SECRET | JWT_JWKS_URL  JWT_ISSUER  JWT_AUDIENCE
   PUBLISH_API_KEY (unset: publish API off)  ENABLE_QUERY_TOKEN (false)  LOG_LEVEL (info)
   PORTCULLIS_CONFIG (a config file, like --config)

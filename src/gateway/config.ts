@@ -21,6 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../errors.js';
+import { isValidPrefix } from '../layers/redis/options.js';
 import { normalizeOrigin } from '../middleware/origin.js';
 import { parseDatabaseUrl } from '../store/database.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../store/kysely-store.js';
@@ -73,6 +74,18 @@ export interface GatewayConfig {
    * @default null
    */
   readonly redisUrl: string | null;
+  /**
+   * `REDIS_PREFIX`: starts every Redis key and pub/sub channel of this deployment
+   * (channel layer, presence, revocations), so deployments sharing one Redis never see
+   * each other's traffic (SPEC §12). 1 to 64 letters, digits, `-`, `_`, `.` or `:`.
+   * @default 'portcullis'
+   */
+  readonly redisPrefix: string;
+  /**
+   * `REDIS_CLUSTER`: `REDIS_URL` names one node of a Redis Cluster (SPEC §8).
+   * @default false
+   */
+  readonly redisCluster: boolean;
   /**
    * `ALLOWED_ORIGINS`: the origins (`scheme://host[:port]`, comma-separated) whose
    * browsers may open cookie-authenticated sockets (SPEC §3); others close 4403.
@@ -159,6 +172,8 @@ const ENV_NAMES = [
   'HOST',
   'DATABASE_URL',
   'REDIS_URL',
+  'REDIS_PREFIX',
+  'REDIS_CLUSTER',
   'ALLOWED_ORIGINS',
   'TOKEN_TTL',
   'JWT_SECRET',
@@ -409,6 +424,15 @@ function redisUrl(raw: Raw): string {
   return value;
 }
 
+function redisPrefix(raw: Raw): string {
+  if (!isValidPrefix(raw.value)) {
+    throw new ConfigError(
+      `${raw.label} must be 1 to 64 letters, digits, "-", "_", "." or ":" (got ${shown(raw.value)})`,
+    );
+  }
+  return raw.value;
+}
+
 function databaseUrl(raw: Raw): string {
   const value = raw.value.trim();
   try {
@@ -538,6 +562,20 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   const boundHost = read('HOST', host, DEFAULT_HOST);
   const configuredOrigins = read('ALLOWED_ORIGINS', origins, null);
   const redis = read('REDIS_URL', redisUrl, null);
+  const redisCluster = read('REDIS_CLUSTER', boolean, false);
+  if (redisCluster) {
+    const urlRaw = pick('REDIS_URL');
+    if (redis === null || urlRaw === undefined) {
+      throw new ConfigError(
+        'REDIS_CLUSTER is true but REDIS_URL is not set: name one node of the cluster',
+      );
+    }
+    if (!/^\/?0?$/.test(new URL(redis).pathname)) {
+      throw new ConfigError(
+        `${urlRaw.label} must not select a database with REDIS_CLUSTER=true: a Redis Cluster has only database 0`,
+      );
+    }
+  }
 
   const secretRaw = pick('JWT_SECRET');
   const jwksRaw = pick('JWT_JWKS_URL');
@@ -574,6 +612,8 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     host: boundHost,
     databaseUrl: read('DATABASE_URL', databaseUrl, DEFAULT_DATABASE_URL),
     redisUrl: redis,
+    redisPrefix: read('REDIS_PREFIX', redisPrefix, 'portcullis'),
+    redisCluster,
     allowedOrigins: Object.freeze(configuredOrigins ?? defaultAllowedOrigins(boundHost, port)),
     defaultOrigins: configuredOrigins === null,
     tokenTtlMs: read('TOKEN_TTL', tokenTtl, DEFAULT_TOKEN_TTL_MS),

@@ -7,12 +7,13 @@
 import { pino } from 'pino';
 import { broadcastCredentialRevoked, broadcastUserRevoked } from '../auth/revocation.js';
 import type { GatewayConfig } from './config.js';
+import { redisLocation } from './redis.js';
 
 /** A revocation to announce to running gateways: one token, or every socket of a user. */
 export type RevokedCredentials = { readonly tokenId: string } | { readonly userId: string };
 
 /**
- * Tells every running gateway that shares `config.redisUrl` about a revocation made
+ * Tells every running gateway that shares `config.redisUrl` and `config.redisPrefix` about a revocation made
  * elsewhere (the CLI, an admin job): their sockets authenticated by the token, or all of
  * the user's sockets, close 4401 `token revoked`, and their verification caches forget it.
  * Revoke in the store first.
@@ -29,14 +30,15 @@ export type RevokedCredentials = { readonly tokenId: string } | { readonly userI
  * ```
  */
 export async function publishRevocation(
-  config: Pick<GatewayConfig, 'redisUrl'>,
+  config: Pick<GatewayConfig, 'redisUrl' | 'redisPrefix' | 'redisCluster'>,
   revoked: RevokedCredentials,
 ): Promise<boolean> {
-  if (config.redisUrl === null) return false;
+  const location = redisLocation(config);
+  if (location === null) return false;
   const { RedisChannelLayer } = await import('../layers/redis/layer.js');
   // The layer's reconnect chatter would break the one-line contract; failures surface as errors.
   const layer = await RedisChannelLayer.connect({
-    url: config.redisUrl,
+    ...location,
     logger: pino({ level: 'silent' }),
   });
   try {

@@ -40,6 +40,7 @@ import { defaultAllowedOrigins } from './config.js';
 import type { GatewayConfig } from './config.js';
 import { seedDemo } from './demo.js';
 import { GatewayMetrics } from './metrics.js';
+import { RedisHealth, redisLocation } from './redis.js';
 
 /** A running gateway. */
 export interface Gateway {
@@ -77,32 +78,15 @@ function createLogger(level: string): Logger {
   return pino(options);
 }
 
-/** Called when Redis is back after an outage (set once the auth middleware exists). */
-interface LayerHooks {
-  onRecovered?: () => void;
-}
-
 async function openLayer(
   config: GatewayConfig,
   logger: Logger,
-  hooks: LayerHooks,
+  health: RedisHealth,
 ): Promise<ChannelLayer> {
-  if (config.redisUrl === null) return new MemoryChannelLayer();
+  const location = redisLocation(config);
+  if (location === null) return new MemoryChannelLayer();
   const { RedisChannelLayer } = await import('../layers/redis/layer.js');
-  let wasDown = false;
-  return RedisChannelLayer.connect({
-    url: config.redisUrl,
-    logger,
-    onStatus: (status) => {
-      if (status === 'down') {
-        wasDown = true;
-        logger.warn('redis is down: new connections are refused until it returns');
-      } else if (wasDown) {
-        wasDown = false;
-        hooks.onRecovered?.();
-      }
-    },
-  });
+  return RedisChannelLayer.connect({ ...location, logger, onStatus: health.track('layer') });
 }
 
 /**
@@ -113,14 +97,17 @@ async function openPresence(
   config: GatewayConfig,
   layer: ChannelLayer,
   logger: Logger,
+  health: RedisHealth,
 ): Promise<Presence> {
-  if (config.redisUrl === null) return new MemoryPresence({ logger });
+  const location = redisLocation(config);
+  if (location === null) return new MemoryPresence({ logger });
   const { RedisPresence } = await import('../layers/redis/presence.js');
   const processId =
     'processId' in layer && typeof layer.processId === 'string' ? layer.processId : undefined;
   return RedisPresence.connect({
-    url: config.redisUrl,
+    ...location,
     logger,
+    onStatus: health.track('presence'),
     ttl: config.presenceTtlMs,
     heartbeatInterval: Math.floor(config.presenceTtlMs / 3),
     ...(processId === undefined ? {} : { processId }),
@@ -185,11 +172,11 @@ export async function startGateway(
     else await store.ping();
     if (options.demo === true)
       await seedDemo(store, options.announce ?? ((line) => process.stdout.write(`${line}\n`)));
-    const hooks: LayerHooks = {};
-    const rawLayer = await openLayer(config, logger, hooks);
+    const health = new RedisHealth(logger);
+    const rawLayer = await openLayer(config, logger, health);
     layer = rawLayer;
-    presence = await openPresence(config, rawLayer, logger);
-    return await assemble(config, store, rawLayer, presence, logger, hooks, (instance) => {
+    presence = await openPresence(config, rawLayer, logger, health);
+    return await assemble(config, store, rawLayer, presence, logger, health, (instance) => {
       fastify = instance;
     });
   } catch (error) {
@@ -207,7 +194,7 @@ async function assemble(
   rawLayer: ChannelLayer,
   presence: Presence,
   logger: Logger,
-  hooks: LayerHooks,
+  health: RedisHealth,
   expose: (fastify: FastifyInstance) => void,
 ): Promise<Gateway> {
   const fastify: FastifyInstance = Fastify({
@@ -240,13 +227,17 @@ async function assemble(
     onResult: metrics.onAuthResult,
     recheck: (session) => credentialStillValid(store, session),
   });
-  // Revocations published while this process was cut off from Redis were never heard.
-  hooks.onRecovered = () => {
-    auth.recheckAll().then(
-      (closed) => logger.info({ closed }, 'redis is back: live sessions re-checked'),
-      (error: unknown) => logger.error({ err: error }, 'could not re-check live sessions'),
+  // Fail closed (SPEC §5, 1013): cut off from Redis, this process hears no revocation
+  // and no other process's messages, so its sockets are told to reconnect and resync;
+  // they authenticate afresh once Redis is back, so no revocation sent meanwhile is lost.
+  health.onChange((redisReady) => {
+    if (redisReady) return;
+    const told = live.transport?.closeConnections(
+      CloseCode.TryAgainLater,
+      CloseReason.TryAgainLater,
     );
-  };
+    logger.warn({ closed: told ?? 0 }, 'redis is down: sockets closed 1013');
+  });
 
   let ready = true;
   const checkReady = async (): Promise<boolean> => {
@@ -264,7 +255,7 @@ async function assemble(
   // Fail closed: while the database or Redis is down, nobody new is let in.
   const readinessGate = (inner: Application): Application =>
     wrapApplication(inner, (scope, connection) => {
-      if (!ready) {
+      if (!ready || !health.ready) {
         connection.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
         return;
       }

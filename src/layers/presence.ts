@@ -113,7 +113,9 @@ export interface Presence {
   members(group: string): Promise<PresenceUser[]>;
   /**
    * Calls `listener` for every user entering or leaving any group on any process,
-   * including the users of a dead process whose members expired. Returns a function
+   * including the users of a dead process whose members expired. A group's events
+   * arrive in the order they happened; events of different groups may interleave
+   * differently (on a Redis Cluster they come from different nodes). Returns a function
    * that stops it. A throwing listener is logged and does not stop the others.
    *
    * @throws {TypeError} when `listener` is not a function.

@@ -18,6 +18,7 @@ import type { Application, OutgoingData } from '../application.js';
 import { defaultLogger } from '../logging.js';
 import { OutboundBatch, OutboundMessage } from '../outbound.js';
 import { CloseCode, CloseReason, limitCloseReason } from '../protocol/close-codes.js';
+import type { CloseReasonText } from '../protocol/close-codes.js';
 import { scopeFromRequest } from '../scope.js';
 import type { Scope } from '../scope.js';
 
@@ -519,6 +520,23 @@ export class WebSocketTransport {
       'application error',
     );
     connection.close(CloseCode.InternalError);
+  }
+
+  /**
+   * Closes every live socket (handshakes in progress included) with `code` and
+   * `reason`, and keeps accepting new ones: for a backing service lost, so clients
+   * reconnect and resync (1013 `try again later`).
+   *
+   * @example
+   * ```ts
+   * transport.closeConnections(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
+   * ```
+   * @returns how many sockets were told.
+   */
+  closeConnections(code: CloseCode, reason: CloseReasonText): number {
+    const connections = [...this.#connections];
+    for (const connection of connections) connection.close(code, reason);
+    return connections.length;
   }
 
   /**

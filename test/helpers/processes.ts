@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer, connect as netConnect } from 'node:net';
 import { createInterface } from 'node:readline';
+import { isCI, serviceSuiteOptions } from './services.js';
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -122,4 +123,16 @@ export async function constructingLoadsIoredis(
     throw new Error(`unexpected output from the probe process: ${output}`);
   }
   return output.trim() === 'true';
+}
+
+/**
+ * Options for a `describe` of tests that start gateway processes on PostgreSQL: skipped
+ * locally, with the reason, without PostgreSQL or a build; never skipped in CI, where
+ * what is missing fails the suite instead.
+ */
+export async function gatewaySuiteOptions(): Promise<{ skip: string | false }> {
+  const postgres = await serviceSuiteOptions('postgres');
+  if (postgres.skip !== false) return postgres;
+  if (!builtCli() && !isCI()) return { skip: 'run `npm run build` first' };
+  return { skip: false };
 }

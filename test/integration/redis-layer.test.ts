@@ -355,6 +355,14 @@ describe('redis layer', await serviceSuiteOptions('redis'), () => {
     assert.deepEqual(live.received, [], 'the expired local member got nothing');
   });
 
+  it('names keys under its prefix and shares its connection', async () => {
+    const layer = await open();
+    assert.equal(layer.prefix, prefixes.at(-1));
+    assert.equal(layer.key('limits:login'), `${layer.prefix}:limits:login`);
+    await layer.client!.set(layer.key('limits:login'), '1', 'PX', 60_000);
+    assert.equal(await admin.get(`${layer.prefix}:limits:login`), '1');
+  });
+
   it('rejects a pending receive() when closed', async () => {
     const layer = await open();
     const waiting = layer.receive(layer.newChannel());
@@ -388,6 +396,38 @@ describe(
   () => {
     before(() => {
       if (!hasRedisServer) throw new Error('redis-server is not installed; CI=true requires it');
+    });
+
+    it('turns down on the first command a stalled Redis does not answer, then recovers', async (t) => {
+      const port = await freePort();
+      const server = await startRedisServer(port);
+      t.after(() => stopProcess(server));
+      const statuses: RedisLayerStatus[] = [];
+      const layer = await RedisChannelLayer.connect({
+        url: `redis://127.0.0.1:${port}`,
+        prefix: randomPrefix(),
+        logger: silent,
+        commandTimeout: 300,
+        maxReconnectDelay: 100,
+        onStatus: (status) => statuses.push(status),
+      });
+      t.after(() => layer.close());
+      const admin = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true });
+      t.after(() => admin.disconnect());
+      await admin.connect();
+      // Every client waits, PING included, as on a link that stalled.
+      await admin.call('CLIENT', 'PAUSE', '1500', 'ALL');
+      await assert.rejects(layer.groupSend('room', { type: 'stalled' }), SU);
+      assert.equal(layer.status, 'down', 'down from the first failed command');
+      const started = Date.now();
+      await assert.rejects(layer.groupSend('room', { type: 'refused' }), SU);
+      assert.ok(Date.now() - started < 500, 'refused at once while down');
+      await eventually(() => layer.status === 'ready', 5_000, 'ready again');
+      assert.deepEqual(statuses, ['ready', 'down', 'ready']);
+      assert.deepEqual(await layer.groupSend('room', { type: 'after' }), {
+        delivered: 0,
+        dropped: 0,
+      });
     });
 
     it('fails fast while Redis is away, then resubscribes and flows again', async (t) => {

@@ -44,6 +44,8 @@ describe('loadConfig defaults', () => {
       host: '127.0.0.1',
       databaseUrl: 'sqlite:./portcullis.db',
       redisUrl: null,
+      redisPrefix: 'portcullis',
+      redisCluster: false,
       allowedOrigins: ['http://127.0.0.1:8000', 'http://localhost:8000'],
       defaultOrigins: true,
       tokenTtlMs: 30 * DAY,
@@ -156,6 +158,27 @@ describe('loadConfig precedence', () => {
   });
 });
 
+describe('loadConfig: Redis namespace and cluster (SPEC §8, §12)', () => {
+  it('reads REDIS_PREFIX and REDIS_CLUSTER', () => {
+    const config = loadConfig({
+      env: {
+        REDIS_URL: 'redis://node-1:7000',
+        REDIS_PREFIX: 'team-a.chat:prod',
+        REDIS_CLUSTER: 'yes',
+      },
+    });
+    assert.equal(config.redisPrefix, 'team-a.chat:prod');
+    assert.equal(config.redisCluster, true);
+  });
+
+  it('never repeats a cluster URL, which may carry a password', () => {
+    const message = configError({
+      env: { REDIS_CLUSTER: 'true', REDIS_URL: 'redis://:secret@node-1:7000/3' },
+    });
+    assert.doesNotMatch(message, /secret/);
+  });
+});
+
 describe('loadConfig errors name the variable in one line', () => {
   const cases: [Record<string, string>, RegExp][] = [
     [{ PORT: 'abc' }, /^PORT must be an integer from 0 to 65535 \(got "abc"\)$/],
@@ -164,6 +187,25 @@ describe('loadConfig errors name the variable in one line', () => {
     [{ HOST: 'not a host' }, /^HOST must be an IP address or a host name \(got "not a host"\)$/],
     [{ DATABASE_URL: 'mysql://localhost/db' }, /^DATABASE_URL has unsupported scheme "mysql:"/],
     [{ REDIS_URL: 'http://localhost:6379' }, /^REDIS_URL must be a redis:\/\//],
+    [
+      { REDIS_PREFIX: 'my app' },
+      /^REDIS_PREFIX must be 1 to 64 letters, digits, "-", "_", "\." or ":" \(got "my app"\)$/,
+    ],
+    [{ REDIS_PREFIX: 'app{1}' }, /^REDIS_PREFIX must be 1 to 64 letters/],
+    [{ REDIS_PREFIX: 'x'.repeat(65) }, /^REDIS_PREFIX must be 1 to 64 letters/],
+    [{ REDIS_PREFIX: ' ' }, /^REDIS_PREFIX must be 1 to 64 letters/],
+    [
+      { REDIS_CLUSTER: 'maybe', REDIS_URL: 'redis://r' },
+      /^REDIS_CLUSTER must be true, false, 1, 0, yes or no \(got "maybe"\)$/,
+    ],
+    [
+      { REDIS_CLUSTER: 'true' },
+      /^REDIS_CLUSTER is true but REDIS_URL is not set: name one node of the cluster$/,
+    ],
+    [
+      { REDIS_CLUSTER: 'true', REDIS_URL: 'redis://:secret@node-1:7000/3' },
+      /^REDIS_URL must not select a database with REDIS_CLUSTER=true: a Redis Cluster has only database 0$/,
+    ],
     [{ ALLOWED_ORIGINS: ' , ' }, /^ALLOWED_ORIGINS lists no origin/],
     [
       { ALLOWED_ORIGINS: 'https://a.example/app' },

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { ChannelFullError } from '../../errors.js';
 import { Envelope, isValidName } from '../layer.js';
 import type { LayerMessage } from '../layer.js';
-import { unavailable } from './lifecycle.js';
+import type { RedisLifecycle } from './lifecycle.js';
 import { decodeMessage } from './messages.js';
 import { ownerOf } from './names.js';
 import type { LayerNames } from './names.js';
@@ -28,6 +28,8 @@ import type { RedisLayerStats } from './layer.js';
 /** @internal */
 export interface DirectSendsOptions {
   readonly processId: string;
+  readonly redis: Pick<RedisLifecycle, 'failure'>;
+  /** The command connection; a refusal while Redis is down counts as a publish failure. */
   readonly command: () => ScriptedRedis;
   readonly names: LayerNames;
   readonly subscriptions: Subscriptions;
@@ -57,7 +59,8 @@ export class DirectSends {
    * @throws {ServiceUnavailableError} when Redis is unreachable.
    */
   async send(channel: string, message: LayerMessage): Promise<void> {
-    const { processId, command, names, subscriptions, queues, receivers, stats } = this.#options;
+    const { processId, redis, command, names, subscriptions, queues, receivers, stats } =
+      this.#options;
     const owner = ownerOf(channel);
     if (owner === processId) {
       const receiver = receivers.get(channel);
@@ -82,7 +85,7 @@ export class DirectSends {
       if (await queues.push(channel, json)) return;
     } catch (err) {
       stats.publishFailures += 1;
-      throw unavailable(err);
+      throw redis.failure(err);
     }
     throw new ChannelFullError(channel);
   }
@@ -120,7 +123,7 @@ export class DirectSends {
   }
 
   #onSend(channel: string, json: string): void {
-    const { queues, receivers, stats, logger } = this.#options;
+    const { redis, queues, receivers, stats, logger } = this.#options;
     const receiver = receivers.get(channel);
     if (receiver !== undefined) {
       const message = decodeMessage(json, logger);
@@ -130,6 +133,7 @@ export class DirectSends {
     // No receiver here: a worker may be calling receive(), which reads the list. The
     // sender has been answered already, so a full list is only counted, here.
     queues.push(channel, json).catch((err: unknown) => {
+      redis.failure(err);
       stats.publishFailures += 1;
       logger.warn({ err, channel }, 'redis channel layer: could not queue a message');
     });

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { EnvelopeBatch } from '../layer.js';
 import type { GroupSendResult } from '../layer.js';
-import { unavailable } from './lifecycle.js';
+import type { RedisLifecycle } from './lifecycle.js';
 import { decodeGroupPayload, encodeGroupPayload } from './messages.js';
 import type { Membership } from './membership.js';
 import type { LayerNames } from './names.js';
@@ -21,6 +21,8 @@ import type { RedisLayerStats } from './layer.js';
 
 /** @internal */
 export interface FanOutOptions {
+  readonly redis: Pick<RedisLifecycle, 'failure'>;
+  /** The command connection; a refusal while Redis is down counts as a publish failure. */
   readonly command: () => ScriptedRedis;
   readonly names: LayerNames;
   readonly subscriptions: Subscriptions;
@@ -47,7 +49,7 @@ export class FanOut {
    * @throws {ServiceUnavailableError} when Redis did not take the publish; nothing was sent.
    */
   async send(group: string, jsons: readonly string[]): Promise<GroupSendResult> {
-    const { command, names, subscriptions, membership, queues, stats } = this.#options;
+    const { redis, command, names, subscriptions, membership, queues, stats } = this.#options;
     const cmd = command();
     const topic = names.groupTopic(group);
     // A member that joined here (attach after groupAdd) must see a send made here after it.
@@ -61,7 +63,7 @@ export class FanOut {
       ]);
     } catch (err) {
       stats.publishFailures += 1;
-      throw unavailable(err);
+      throw redis.failure(err);
     }
     let delivered = published * jsons.length;
     let dropped = 0;

@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { ServiceUnavailableError } from '../../errors.js';
 import { assertLayerMessage, assertValidName, Envelope } from '../layer.js';
 import type {
@@ -25,7 +25,8 @@ import type {
 import type { LayerStats } from '../memory.js';
 import { DirectSends } from './direct.js';
 import { FanOut } from './fan-out.js';
-import { RedisLifecycle, unavailable } from './lifecycle.js';
+import type { RedisClient } from './clients.js';
+import { RedisLifecycle } from './lifecycle.js';
 import { Membership } from './membership.js';
 import { LayerNames, ownerOf } from './names.js';
 import {
@@ -35,6 +36,7 @@ import {
   assertStatusAndClock,
   loggerOrDefault,
 } from './options.js';
+import type { RedisConnectionOptions } from './options.js';
 import { ChannelQueues } from './queues.js';
 import type { ScriptedRedis } from './queues.js';
 import { LocalReceivers } from './receivers.js';
@@ -45,18 +47,7 @@ import { Subscriptions } from './subscriptions.js';
 export type RedisLayerStatus = 'ready' | 'down';
 
 /** Options of {@link RedisChannelLayer}. */
-export interface RedisChannelLayerOptions {
-  /**
-   * Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
-   * @default 'redis://127.0.0.1:6379'
-   */
-  url?: string;
-  /**
-   * Prepended to every key and pub/sub channel, so several apps (or test runs) can share
-   * one Redis. 1 to 64 letters, digits, `-`, `_`, `.` or `:`.
-   * @default 'portcullis'
-   */
-  prefix?: string;
+export interface RedisChannelLayerOptions extends RedisConnectionOptions {
   /**
    * Messages a channel without a receiver may hold; a send beyond it throws
    * {@link ChannelFullError}, a group send skips that member and counts it in `dropped`.
@@ -75,31 +66,19 @@ export interface RedisChannelLayerOptions {
    * group's messages travel only within the shard that owns its slot instead of being
    * broadcast to every node. Standalone Redis 7 supports it too; every process sharing a
    * prefix must use the same setting.
-   * @default false
+   * @default with `cluster`: true when the server has it (asked on the first connect);
+   * otherwise false
    */
   sharded?: boolean;
-  /** How long one connection attempt may take, in ms. @default 5000 */
-  connectTimeout?: number;
   /**
-   * How long a command may wait for its reply before it fails with
-   * {@link ServiceUnavailableError}, in ms; bounds a call when Redis hangs without
-   * closing the connection. @default 5000
-   */
-  commandTimeout?: number;
-  /**
-   * Upper bound of the reconnect delay, in ms. Delays grow exponentially from 50 ms,
-   * with jitter, up to this. @default 2000
-   */
-  maxReconnectDelay?: number;
-  /**
-   * Called when the layer loses Redis (`'down'`) and when it is fully back (`'ready'`:
-   * both connections up and every subscription restored). A gateway fails new
-   * connections closed (1013) while down, and re-checks live credentials on `'ready'`,
-   * since revocations published during the outage never reached this process.
+   * Called when the layer loses Redis (`'down'`: a connection dropped, or the first
+   * command that failed for want of Redis, such as a timeout) and when it is fully back
+   * (`'ready'`: Redis answers, every subscription and membership restored). While down
+   * every call that needs Redis fails at once. The gateway fails closed while down: it
+   * refuses new sockets and closes live ones (1013), since revocations published during
+   * the outage never reach this process.
    */
   onStatus?: (status: RedisLayerStatus) => void;
-  /** Where connection problems are logged. @default warnings and errors to stderr */
-  logger?: Logger;
   /** The clock used for message and membership expiry, for tests. @default Date.now */
   now?: () => number;
 }
@@ -109,6 +88,10 @@ export interface RedisLayerStats extends LayerStats {
   /** Group sends and list pushes that Redis did not take (it was down or timed out). */
   publishFailures: number;
 }
+
+const NOT_CONNECTED =
+  'RedisChannelLayer is not connected: use `await RedisChannelLayer.connect(options)` ' +
+  'or `await layer.connect()` first';
 
 /**
  * A {@link ChannelLayer} over Redis, for running many gateway processes. See the module
@@ -136,6 +119,8 @@ export class RedisChannelLayer implements ChannelLayer {
   readonly stats: RedisLayerStats = { dropped: 0, delivered: 0, publishFailures: 0 };
   /** This process's id, embedded in every channel name from {@link newChannel}. */
   readonly processId = randomBytes(6).toString('hex');
+  /** What every Redis name of this layer starts with (the `prefix` option). */
+  readonly prefix: string;
 
   readonly #logger: Logger;
   readonly #now: () => number;
@@ -154,25 +139,27 @@ export class RedisChannelLayer implements ChannelLayer {
   /**
    * Checks the options; opens nothing until {@link connect}.
    *
-   * @throws {TypeError} when `url`, `prefix`, `sharded`, `onStatus` or `now` is malformed.
+   * @throws {TypeError} when `url`, `cluster`, `prefix`, `sharded`, `onStatus` or `now`
+   * is malformed.
    * @throws {RangeError} when a number is out of range.
    */
   constructor(options: RedisChannelLayerOptions = {}) {
     const {
       url = 'redis://127.0.0.1:6379',
+      cluster = false,
       prefix = 'portcullis',
       capacity = 100,
       expiry = 60_000, // 1 min
       groupExpiry = 86_400_000, // 1 day, as Channels
-      sharded = false,
+      sharded,
       connectTimeout = 5_000, // 5 s
-      commandTimeout = 5_000, // 5 s
+      commandTimeout = 1_500, // 1.5 s: a stalled Redis answers 503 within 2 s
       maxReconnectDelay = 2_000, // 2 s
       onStatus,
       logger,
       now = Date.now,
     } = options;
-    assertRedisUrl(url);
+    assertRedisUrl(url, cluster);
     assertPrefix(prefix);
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new RangeError('The "capacity" option must be a positive integer');
@@ -181,15 +168,17 @@ export class RedisChannelLayer implements ChannelLayer {
     if (!Number.isInteger(groupExpiry) || groupExpiry < 0) {
       throw new RangeError('The "groupExpiry" option must be a non-negative integer');
     }
-    if (typeof sharded !== 'boolean') {
+    if (sharded !== undefined && typeof sharded !== 'boolean') {
       throw new TypeError('The "sharded" option must be a boolean');
     }
     assertStatusAndClock(onStatus, now);
+    this.prefix = prefix;
     this.#logger = loggerOrDefault(logger);
     this.#now = now;
     this.#names = new LayerNames(prefix);
     const redis = new RedisLifecycle<ScriptedRedis>({
       url,
+      cluster,
       connectTimeout,
       commandTimeout,
       maxReconnectDelay,
@@ -202,9 +191,23 @@ export class RedisChannelLayer implements ChannelLayer {
     const command = (): ScriptedRedis => this.#command();
     const names = this.#names;
     const stats = this.stats;
+    const commandToSend = (): ScriptedRedis => {
+      try {
+        return this.#command();
+      } catch (err) {
+        if (err instanceof ServiceUnavailableError) stats.publishFailures += 1;
+        throw err;
+      }
+    };
     const receivers = new LocalReceivers(stats);
-    const subscriptions = new Subscriptions({ redis, sharded, logger: this.#logger });
+    const subscriptions = new Subscriptions({
+      redis,
+      sharded: sharded ?? (cluster ? 'auto' : false),
+      logger: this.#logger,
+    });
     const membership = new Membership({ names, subscriptions, groupExpiry, now });
+    // Parts report failed commands to the lifecycle (which fails closed on an outage).
+    const fail = { failure: (err: unknown) => redis.failure(err) };
     const queues = new ChannelQueues({
       redis,
       command,
@@ -222,7 +225,8 @@ export class RedisChannelLayer implements ChannelLayer {
     this.#membership = membership;
     this.#queues = queues;
     this.#fanOut = new FanOut({
-      command,
+      redis: fail,
+      command: commandToSend,
       names,
       subscriptions,
       membership,
@@ -233,7 +237,8 @@ export class RedisChannelLayer implements ChannelLayer {
     });
     this.#direct = new DirectSends({
       processId: this.processId,
-      command,
+      redis: fail,
+      command: commandToSend,
       names,
       subscriptions,
       queues,
@@ -285,6 +290,36 @@ export class RedisChannelLayer implements ChannelLayer {
     return this.#redis.status;
   }
 
+  /**
+   * The layer's command connection (`Redis`, or `Cluster` with `cluster`), for other
+   * Redis work of the same deployment, such as rate limits shared across processes.
+   * It queues nothing while Redis is away (commands fail at once) and each command
+   * times out after `commandTimeout`. Name keys with {@link key}. `undefined` before
+   * {@link connect}; do not close it: {@link close} does.
+   *
+   * @example
+   * ```ts
+   * const hits = await layer.client!.incr(layer.key('limits:login:203.0.113.7'));
+   * ```
+   */
+  get client(): Redis | Cluster | undefined {
+    return this.#redis.cmd;
+  }
+
+  /**
+   * `name` under this layer's prefix (`<prefix>:<name>`), for keys of the same
+   * deployment kept beside the layer's. On a cluster, keys that one command or script
+   * uses together need the same `{…}` hash tag in `name`.
+   *
+   * @example
+   * ```ts
+   * layer.key('limits:login'); // 'portcullis:limits:login'
+   * ```
+   */
+  key(name: string): string {
+    return `${this.prefix}:${name}`;
+  }
+
   async #open(): Promise<this> {
     const push = await loadLua('push');
     const ownTopic = this.#names.processTopic(this.processId);
@@ -293,7 +328,10 @@ export class RedisChannelLayer implements ChannelLayer {
         connectionName: `portcullis-${this.processId}-cmd`,
         scripts: { portcullisPush: { lua: push, numberOfKeys: 1 } },
       },
-      sub: { connectionName: `portcullis-${this.processId}-sub` },
+      sub: {
+        connectionName: `portcullis-${this.processId}-sub`,
+        shardedSubscribers: this.#subscriptions.sharded !== false,
+      },
       opened: (sub) => {
         this.#subscriptions.listen(sub, (topic, payload) => {
           if (topic === ownTopic) {
@@ -312,16 +350,13 @@ export class RedisChannelLayer implements ChannelLayer {
    * After every (re)connect: subscribe to everything wanted, and re-register this
    * process's memberships in case Redis came back empty (restart without persistence).
    */
-  async #recover(cmd: ScriptedRedis, sub: Redis): Promise<void> {
-    await Promise.all([this.#subscriptions.restore(sub), this.#membership.reregister(cmd)]);
+  async #recover(cmd: ScriptedRedis, sub: RedisClient): Promise<void> {
+    await Promise.all([this.#subscriptions.restore(cmd, sub), this.#membership.reregister(cmd)]);
   }
 
   /** The command connection. @throws TypeError before connect(), ServiceUnavailableError after close(). */
   #command(): ScriptedRedis {
-    return this.#redis.command(
-      'RedisChannelLayer is not connected: use `await RedisChannelLayer.connect(options)` ' +
-        'or `await layer.connect()` first',
-    );
+    return this.#redis.command(NOT_CONNECTED);
   }
 
   /**
@@ -389,11 +424,12 @@ export class RedisChannelLayer implements ChannelLayer {
   detach(channel: string, receiver?: ChannelReceiver): void | Promise<void> {
     if (!this.#receivers.delete(channel, receiver)) return;
     const groups = this.#membership.dropChannel(channel);
-    const cmd = this.#redis.cmd;
-    if (groups.length === 0 || cmd?.status !== 'ready') return; // expiry cleans up
+    const cmd = this.#redis.usable;
+    if (groups.length === 0 || cmd === undefined) return; // expiry cleans up
     return this.#membership.unregisterAll(cmd, groups, channel).then(
       () => undefined,
       (err: unknown) => {
+        this.#redis.failure(err);
         this.#logger.warn({ err, channel }, 'could not leave groups on detach; they expire');
       },
     );
@@ -407,11 +443,12 @@ export class RedisChannelLayer implements ChannelLayer {
       .catch((err: unknown) =>
         this.#logger.warn({ err, group }, 'redis channel layer: could not subscribe'),
       );
-    const cmd = this.#redis.cmd;
-    if (cmd?.status !== 'ready') return; // #recover re-registers it
-    this.#membership
-      .unqueue(cmd, group, channel)
-      .catch((err: unknown) => this.#logger.debug({ err, group }, 'zrem failed'));
+    const cmd = this.#redis.usable;
+    if (cmd === undefined) return; // #recover re-registers it
+    this.#membership.unqueue(cmd, group, channel).catch((err: unknown) => {
+      this.#redis.failure(err);
+      this.#logger.debug({ err, group }, 'zrem failed');
+    });
   }
 
   /** Another process asked to add one of this process's channels to a group. */
@@ -430,9 +467,10 @@ export class RedisChannelLayer implements ChannelLayer {
         attached ? this.#subscriptions.ensure(this.#names.groupTopic(group)) : undefined,
       ]);
     };
-    join().catch((err: unknown) =>
-      this.#logger.warn({ err, group }, 'redis channel layer: could not join a group'),
-    );
+    join().catch((err: unknown) => {
+      this.#redis.failure(err);
+      this.#logger.warn({ err, group }, 'redis channel layer: could not join a group');
+    });
   }
 
   /**
@@ -509,7 +547,7 @@ export class RedisChannelLayer implements ChannelLayer {
       if (!renewal && membership.isLocalMember(group, channel, joinedAt)) {
         membership.dropLocal(group, channel);
       }
-      throw unavailable(failed.reason);
+      throw this.#redis.failure(failed.reason);
     }
     try {
       if (owner !== undefined && owner !== this.processId) {
@@ -523,7 +561,7 @@ export class RedisChannelLayer implements ChannelLayer {
         this.#queues.markMaybeQueued(channel);
       }
     } catch (err) {
-      throw unavailable(err);
+      throw this.#redis.failure(err);
     }
   }
 
@@ -551,7 +589,7 @@ export class RedisChannelLayer implements ChannelLayer {
         await this.#direct.requestDiscard(owner, group, channel);
       }
     } catch (err) {
-      throw unavailable(err);
+      throw this.#redis.failure(err);
     }
   }
 
@@ -615,27 +653,23 @@ export class RedisChannelLayer implements ChannelLayer {
     try {
       return await this.#membership.members(cmd, group, false);
     } catch (err) {
-      throw unavailable(err);
+      throw this.#redis.failure(err);
     }
   }
 
   /**
-   * Resolves when both connections are up and Redis answers `PING`; for readiness.
+   * Resolves when both connections are up and Redis answers `PING` (on a cluster: every
+   * master that owns slots, and `cluster_state:ok`); for readiness. A failed ping turns
+   * the layer `'down'` like any failed command.
    *
    * @example
    * ```ts
    * app.get('/readyz', async () => { await layer.ping(); return { ok: true }; });
    * ```
-   * @throws {ServiceUnavailableError} otherwise, at once (nothing waits for Redis).
+   * @throws {ServiceUnavailableError} otherwise; at once while the layer is down.
    */
-  async ping(): Promise<void> {
-    const cmd = this.#command();
-    if (this.#redis.sub?.status !== 'ready') throw new ServiceUnavailableError('redis');
-    try {
-      await cmd.ping();
-    } catch (err) {
-      throw unavailable(err);
-    }
+  ping(): Promise<void> {
+    return this.#redis.ping(NOT_CONNECTED);
   }
 
   /**

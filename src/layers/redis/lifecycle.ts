@@ -1,23 +1,28 @@
 /**
  * The Redis connection lifecycle shared by {@link RedisChannelLayer} and
- * {@link RedisPresence}: the lazy `ioredis` import, a command and a
- * subscriber connection that fail fast instead of queueing, capped jittered reconnects,
- * and the `'ready'`/`'down'` status machine with its `onStatus` callback and logging.
+ * {@link RedisPresence}: the lazy `ioredis` import, a command and a subscriber
+ * connection (to one server or a cluster) that fail fast instead of queueing, and the
+ * `'ready'`/`'down'` status machine with its `onStatus` callback and logging.
+ *
+ * Fail closed (issue 16): the status turns `'down'` when a connection drops **and** on
+ * the first command that fails for want of Redis (a timeout on a stalled link, a
+ * cluster node that is gone), not only when the operating system notices. While down
+ * every call fails at once. A probe then checks Redis (every master, on a cluster) with
+ * capped, jittered backoff; once it answers, the owner's `recover` restores what Redis
+ * or the connection may have lost, and the status turns `'ready'`.
  *
  * Both classes hold one {@link RedisLifecycle} (composition rather than a base class,
  * so their public surface stays exactly their own) and keep what differs: the scripts
- * on the command connection, what a reconnect must restore, and the not-connected
+ * on the command connection, what a recovery must restore, and the not-connected
  * message. Nothing here is public API.
- *
- * Only types are imported from `ioredis` here, so loading this module does not load
- * `ioredis`: apps that never use Redis never pay for it.
  *
  * @internal
  * @module
  */
 import type { Logger } from 'pino';
-import type { Redis, RedisOptions } from 'ioredis';
 import { PortcullisError, ServiceUnavailableError } from '../../errors.js';
+import { checkHealth, ClientFactory } from './clients.js';
+import type { RedisClient, RedisClientOptions } from './clients.js';
 
 /**
  * Whether a Redis-backed component can reach Redis.
@@ -27,18 +32,21 @@ export type RedisStatus = 'ready' | 'down';
 
 type State = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
 
-type RedisModule = typeof import('ioredis');
+/** Reply errors that say Redis (or the slot's node) cannot serve now, rather than "bad command". */
+const OUTAGE_REPLY = /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|BUSY|NOAUTH|NOPERM|OOM|READONLY)\b/;
 
 /**
- * Fail fast instead of queueing while Redis is away: no unbounded memory, no hung call;
- * a command in flight when the connection drops is rejected, never resent, so nothing
- * is reported done that Redis did not confirm.
+ * True when `err` means Redis cannot be used now (no reply, a dropped or refused
+ * connection, a cluster that is down), as opposed to a command Redis refused for
+ * itself (such as a wrong type under the prefix).
+ * @internal
  */
-const FAIL_FAST = {
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 0,
-  autoResendUnfulfilledCommands: false,
-} satisfies RedisOptions;
+export function isOutage(err: unknown): boolean {
+  if (err instanceof PortcullisError) return err instanceof ServiceUnavailableError;
+  // ioredis's ReplyError, by name: importing the class would load ioredis eagerly.
+  if (err instanceof Error && err.name === 'ReplyError') return OUTAGE_REPLY.test(err.message);
+  return true;
+}
 
 /**
  * A Redis failure as the error callers see: a {@link PortcullisError} passes through,
@@ -53,19 +61,13 @@ export function unavailable(err: unknown): PortcullisError {
 }
 
 /**
- * Options for one ioredis connection. Without `replyMapping`, which ioredis's
- * constructor types without `| undefined`: spreading `RedisOptions` into it would not
- * type-check under `exactOptionalPropertyTypes`, and neither owner uses it.
- * @internal
- */
-export type RedisClientOptions = Omit<RedisOptions, 'replyMapping'>;
-
-/**
  * Options of {@link RedisLifecycle}, already checked by the owner.
  * @internal
  */
-export interface RedisLifecycleOptions<Cmd extends Redis> {
+export interface RedisLifecycleOptions<Cmd extends RedisClient> {
   url: string;
+  /** `url` names one node of a Redis Cluster. */
+  cluster: boolean;
   connectTimeout: number;
   commandTimeout: number;
   maxReconnectDelay: number;
@@ -74,11 +76,11 @@ export interface RedisLifecycleOptions<Cmd extends Redis> {
   /** Starts every log message, e.g. `'presence'`, so operators know which part spoke. */
   label: string;
   /**
-   * Called after every (re)connect, once both connections are up: restores what a new
+   * Called once Redis answers after a (re)connect or an outage: restores what a new
    * connection (or a Redis that restarted empty) lost. The status becomes `'ready'` when
-   * it resolves; when it rejects, it stays `'down'` until the next reconnect retries.
+   * it resolves; when it rejects, it stays `'down'` and the probe tries again.
    */
-  recover: (cmd: Cmd, sub: Redis) => Promise<unknown>;
+  recover: (cmd: Cmd, sub: RedisClient) => Promise<unknown>;
 }
 
 /**
@@ -86,61 +88,50 @@ export interface RedisLifecycleOptions<Cmd extends Redis> {
  * @internal
  */
 export interface RedisOpenSpec {
-  /** Added to the shared options of the command connection (its name, its scripts). */
+  /** The command connection's name and scripts. */
   cmd: RedisClientOptions;
-  /** Added to the shared options of the subscriber connection (its name). */
+  /** The subscriber connection's name (and, on a cluster, whether it may `SSUBSCRIBE`). */
   sub: RedisClientOptions;
   /**
    * Called once both connections exist, before the wait for the first outcome: attach
    * the subscriber's message handler, start timers.
    */
-  opened?: (sub: Redis) => void;
+  opened?: (sub: RedisClient) => void;
 }
 
 /**
  * One command connection and one subscriber connection to Redis, with the status
  * machine both Redis-backed classes share:
  *
- * - `idle` → `connecting` on {@link open}; then `ready` once both connections are up
- *   and the owner's `recover` succeeded, `down` whenever either connection drops;
- *   `closed` on {@link markClosed}, for good.
- * - A generation counter, bumped on every connection change, so a recovery overtaken
- *   by a newer drop or reconnect does not report a stale `'ready'`.
+ * - `idle` → `connecting` on {@link open}; then `ready` once Redis answers and the
+ *   owner's `recover` succeeded; `down` whenever a connection drops or a command fails
+ *   for want of Redis ({@link failure}); `closed` on {@link markClosed}, for good.
+ * - A generation counter, bumped on every change for the worse, so a recovery overtaken
+ *   by a newer drop or failure does not report a stale `'ready'`.
  * - `onStatus` is called on each change (a throwing callback is logged, never
- *   propagated); an outage is logged once as a warning, each reconnect attempt's error
+ *   propagated); an outage is logged once as a warning, each failed probe or reconnect
  *   at debug level only.
  *
  * @internal
  */
-export class RedisLifecycle<Cmd extends Redis = Redis> {
-  readonly #url: string;
-  readonly #connectTimeout: number;
-  readonly #commandTimeout: number;
-  readonly #maxReconnectDelay: number;
-  readonly #onStatus: ((status: RedisStatus) => void) | undefined;
-  readonly #logger: Logger;
-  readonly #label: string;
-  readonly #recover: (cmd: Cmd, sub: Redis) => Promise<unknown>;
+export class RedisLifecycle<Cmd extends RedisClient = RedisClient> {
+  readonly #options: RedisLifecycleOptions<Cmd>;
 
   #state: State = 'idle';
   /** Settles the first {@link open} once Redis answered or the first attempt failed. */
   #firstOutcome: (() => void) | undefined;
-  /** Bumped on every connection change, so a recovery overtaken by one is ignored. */
+  /** Bumped on every change for the worse, so a recovery overtaken by one is ignored. */
   #generation = 0;
-  #lastError: Error | undefined;
-  #client: RedisModule['Redis'] | undefined;
+  #lastError: unknown;
+  #factory: ClientFactory | undefined;
   #cmd: Cmd | undefined;
-  #sub: Redis | undefined;
+  #sub: RedisClient | undefined;
+  #recovering: Promise<void> | undefined;
+  #probeTimer: NodeJS.Timeout | undefined;
+  #probeAttempt = 0;
 
   constructor(options: RedisLifecycleOptions<Cmd>) {
-    this.#url = options.url;
-    this.#connectTimeout = options.connectTimeout;
-    this.#commandTimeout = options.commandTimeout;
-    this.#maxReconnectDelay = options.maxReconnectDelay;
-    this.#onStatus = options.onStatus;
-    this.#logger = options.logger;
-    this.#label = options.label;
-    this.#recover = options.recover;
+    this.#options = options;
   }
 
   /** `'ready'` when both connections are up and recovered, `'down'` otherwise. */
@@ -158,19 +149,62 @@ export class RedisLifecycle<Cmd extends Redis = Redis> {
     return this.#cmd;
   }
 
+  /**
+   * The command connection while the status is `'ready'`, else undefined: for work
+   * that is skipped rather than failed while Redis is away (a recovery redoes it).
+   */
+  get usable(): Cmd | undefined {
+    return this.#state === 'ready' ? this.#cmd : undefined;
+  }
+
   /** The subscriber connection; undefined before {@link open} made it. */
-  get sub(): Redis | undefined {
+  get sub(): RedisClient | undefined {
     return this.#sub;
   }
 
+  /** True when `url` names a cluster node. */
+  get cluster(): boolean {
+    return this.#options.cluster;
+  }
+
   /**
-   * The command connection for a call. @throws {ServiceUnavailableError} after close.
+   * The command connection for a call, when Redis is usable.
    * @throws {TypeError} with `notConnected` before {@link open}.
+   * @throws {ServiceUnavailableError} while down (at once: nothing waits for Redis), or
+   * after close.
    */
   command(notConnected: string): Cmd {
     if (this.#state === 'closed') throw new ServiceUnavailableError('redis');
     if (this.#cmd === undefined) throw new TypeError(notConnected);
+    if (this.#state !== 'ready') throw new ServiceUnavailableError('redis');
     return this.#cmd;
+  }
+
+  /**
+   * Reports a failed command: when it failed for want of Redis ({@link isOutage}) the
+   * status turns `'down'` at once and the probe starts. Returns the error callers see.
+   */
+  failure(err: unknown): PortcullisError {
+    if (isOutage(err) && this.#state === 'ready') {
+      this.#lastError = err;
+      this.#goDown();
+    }
+    return unavailable(err);
+  }
+
+  /**
+   * Resolves when both connections are up and Redis answers (every master, on a
+   * cluster); for readiness. A failure counts as an outage.
+   * @throws {ServiceUnavailableError} otherwise.
+   */
+  async ping(notConnected: string): Promise<void> {
+    const cmd = this.command(notConnected);
+    if (this.#sub?.status !== 'ready') throw this.failure(new Error('subscriber not ready'));
+    try {
+      await checkHealth(cmd);
+    } catch (err) {
+      throw this.failure(err);
+    }
   }
 
   /**
@@ -181,40 +215,41 @@ export class RedisLifecycle<Cmd extends Redis = Redis> {
   async open(spec: RedisOpenSpec): Promise<void> {
     if (this.#state === 'closed') return;
     this.#state = 'connecting';
-    const { Redis: RedisClient } = await import('ioredis');
+    const { Redis, Cluster } = await import('ioredis');
     if (this.closed) return; // close ran during the import
-    this.#client = RedisClient;
-    const common = {
-      connectTimeout: this.#connectTimeout,
-      commandTimeout: this.#commandTimeout,
-      ...FAIL_FAST,
-      retryStrategy: (attempt: number) => this.#reconnectDelay(attempt),
-    } satisfies RedisOptions;
-    const cmd = new RedisClient(this.#url, { ...common, ...spec.cmd }) as Cmd;
+    const { url, cluster, connectTimeout, commandTimeout } = this.#options;
+    const factory = new ClientFactory(
+      { Redis, Cluster },
+      {
+        url,
+        cluster,
+        connectTimeout,
+        commandTimeout,
+        reconnectDelay: (attempt) => this.#reconnectDelay(attempt),
+      },
+    );
+    this.#factory = factory;
+    const cmd = factory.connection(spec.cmd) as Cmd;
     // Subscriptions are restored by the owner's recover: ioredis's own resubscription
     // only knows channels confirmed before the outage, not joins and leaves since.
-    const sub = new RedisClient(this.#url, {
-      ...common,
-      autoResubscribe: false,
-      ...spec.sub,
-    });
+    const sub = factory.connection({ ...spec.sub, autoResubscribe: false });
     this.#cmd = cmd;
     this.#sub = sub;
     for (const client of [cmd, sub]) {
       client.on('error', (err: Error) => {
         this.#lastError = err;
-        this.#logger.debug({ err }, `${this.#label}: redis connection error`);
+        this.#options.logger.debug({ err }, `${this.#options.label}: redis connection error`);
       });
-      client.on('ready', () => this.#onReady());
-      client.on('close', () => this.#onDown());
-      client.on('end', () => this.#onDown());
+      client.on('ready', () => this.#recover());
+      client.on('close', () => this.#onDropped());
+      client.on('end', () => this.#onDropped());
     }
     spec.opened?.(sub);
     await new Promise<void>((resolve) => {
       // ioredis's connectTimeout ends the attempt first; this only guards against a
       // connection that neither succeeds nor fails. Unref'd: a bound on a wait must
       // not itself keep the process alive.
-      const guard = setTimeout(resolve, this.#connectTimeout + 1_000);
+      const guard = setTimeout(resolve, connectTimeout + 1_000);
       guard.unref();
       this.#firstOutcome = () => {
         clearTimeout(guard);
@@ -224,16 +259,12 @@ export class RedisLifecycle<Cmd extends Redis = Redis> {
   }
 
   /**
-   * A further connection with the same URL, connect timeout and fail-fast settings as
-   * the two main ones, plus `options`; for the owner's extra connections (such as
-   * blocking reads). Only after {@link open} loaded `ioredis`.
+   * A further, disposable connection with the same URL, credentials and fail-fast
+   * settings, never revived once dropped; for blocking reads. Only after {@link open}
+   * loaded `ioredis`.
    */
-  newClient(options: RedisClientOptions): Redis {
-    return new this.#client!(this.#url, {
-      connectTimeout: this.#connectTimeout,
-      ...FAIL_FAST,
-      ...options,
-    });
+  newClient(connectionName: string): RedisClient {
+    return this.#factory!.disposable({ connectionName });
   }
 
   /**
@@ -245,6 +276,7 @@ export class RedisLifecycle<Cmd extends Redis = Redis> {
     if (this.#state === 'closed') return false;
     this.#state = 'closed';
     this.#generation += 1;
+    clearTimeout(this.#probeTimer);
     this.#settleFirst();
     return true;
   }
@@ -268,7 +300,10 @@ export class RedisLifecycle<Cmd extends Redis = Redis> {
   }
 
   #reconnectDelay(attempt: number): number {
-    const ceiling = Math.min(this.#maxReconnectDelay, 50 * 2 ** Math.min(attempt - 1, 16));
+    const ceiling = Math.min(
+      this.#options.maxReconnectDelay,
+      50 * 2 ** Math.min(Math.max(attempt, 1) - 1, 16),
+    );
     // Half fixed, half random: N processes that lost Redis together do not return in step.
     return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
   }
@@ -283,38 +318,74 @@ export class RedisLifecycle<Cmd extends Redis = Redis> {
     this.#settleFirst();
     if (this.#state === state || this.#state === 'closed') return;
     this.#state = state;
+    const { logger, label, onStatus } = this.#options;
     if (state === 'down') {
       // Once per outage; each reconnect attempt's error goes to debug.
-      this.#logger.warn({ err: this.#lastError }, `${this.#label}: redis unavailable`);
-    } else this.#logger.info(`${this.#label}: redis ready`);
+      logger.warn({ err: this.#lastError }, `${label}: redis unavailable`);
+    } else logger.info(`${label}: redis ready`);
     try {
-      this.#onStatus?.(state);
+      onStatus?.(state);
     } catch (err) {
-      this.#logger.error({ err }, `${this.#label}: onStatus threw`);
+      logger.error({ err }, `${label}: onStatus threw`);
     }
   }
 
-  #onDown(): void {
+  #goDown(): void {
     if (this.#state === 'closed') return;
     this.#generation += 1;
     this.#setState('down');
+    this.#scheduleProbe();
   }
 
-  #onReady(): void {
-    if (this.#state === 'closed') return;
+  #onDropped(): void {
+    this.#goDown();
+  }
+
+  /** While down: checks Redis again after a backoff delay, until it answers. */
+  #scheduleProbe(): void {
+    if (this.#probeTimer !== undefined || this.#state === 'closed') return;
+    this.#probeAttempt += 1;
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = undefined;
+      this.#recover();
+    }, this.#reconnectDelay(this.#probeAttempt));
+    this.#probeTimer.unref();
+  }
+
+  /**
+   * Once both connections are up: checks that Redis answers, runs the owner's
+   * `recover`, and turns `'ready'` unless something failed meanwhile. One at a time;
+   * a failure schedules the next probe.
+   */
+  #recover(): void {
+    if (this.#state === 'closed' || this.#state === 'ready' || this.#recovering !== undefined) {
+      return;
+    }
     const cmd = this.#cmd;
     const sub = this.#sub;
-    if (cmd?.status !== 'ready' || sub?.status !== 'ready') return;
-    const generation = ++this.#generation;
-    this.#recover(cmd, sub).then(
-      () => {
-        if (generation === this.#generation) this.#setState('ready');
-      },
-      (err: unknown) => {
-        // The connection dropped again mid-way; its next 'ready' retries.
-        this.#logger.debug({ err }, `${this.#label}: recovery failed`);
-        if (generation === this.#generation) this.#setState('down');
-      },
-    );
+    // Not both up: the reconnect's 'ready' event, or the next probe, comes back here.
+    if (cmd?.status !== 'ready' || sub?.status !== 'ready') {
+      if (this.#state === 'down') this.#scheduleProbe();
+      return;
+    }
+    const generation = this.#generation;
+    this.#recovering = checkHealth(cmd)
+      .then(() => this.#options.recover(cmd, sub))
+      .then(
+        () => {
+          if (generation !== this.#generation) return;
+          this.#probeAttempt = 0;
+          this.#setState('ready');
+        },
+        (err: unknown) => {
+          this.#lastError = err;
+          this.#options.logger.debug({ err }, `${this.#options.label}: recovery failed`);
+          if (generation === this.#generation) this.#setState('down');
+        },
+      )
+      .finally(() => {
+        this.#recovering = undefined;
+        if (this.#state === 'down') this.#scheduleProbe();
+      });
   }
 }

@@ -11,7 +11,8 @@
  * @internal
  * @module
  */
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from './clients.js';
 import type { LayerNames } from './names.js';
 import type { Subscriptions } from './subscriptions.js';
 
@@ -124,7 +125,7 @@ export class Membership {
    * @throws what Redis throws.
    */
   async register(
-    cmd: Redis,
+    cmd: RedisClient,
     group: string,
     channel: string,
     joinedAt: number,
@@ -141,7 +142,7 @@ export class Membership {
   }
 
   /** Removes a channel from a group in Redis, queued or not. @throws what Redis throws. */
-  async unregister(cmd: Redis, group: string, channel: string): Promise<void> {
+  async unregister(cmd: RedisClient, group: string, channel: string): Promise<void> {
     await execChecked(
       cmd
         .pipeline()
@@ -151,12 +152,12 @@ export class Membership {
   }
 
   /** Removes a detached channel from its groups in Redis: one command per group (each its own slot). */
-  async unregisterAll(cmd: Redis, groups: readonly string[], channel: string): Promise<void> {
+  async unregisterAll(cmd: RedisClient, groups: readonly string[], channel: string): Promise<void> {
     await Promise.all(groups.map((group) => cmd.zrem(this.#names.groupKey(group), channel)));
   }
 
   /** A queued member got a receiver here: it leaves the group's queued set. */
-  async unqueue(cmd: Redis, group: string, channel: string): Promise<void> {
+  async unqueue(cmd: RedisClient, group: string, channel: string): Promise<void> {
     await cmd.zrem(this.#names.queuedKey(group), channel);
   }
 
@@ -164,7 +165,7 @@ export class Membership {
    * Registers every membership of this process again, after a reconnect: Redis may
    * have come back empty. One pipeline per group, so each stays within one slot.
    */
-  async reregister(cmd: Redis): Promise<void> {
+  async reregister(cmd: RedisClient): Promise<void> {
     const batches = new Map<string, ChainableCommander>();
     const batchOf = (group: string): ChainableCommander => {
       let batch = batches.get(group);
@@ -192,7 +193,7 @@ export class Membership {
   }
 
   /** The unexpired members of a group across every process (`queued`: only those without a receiver). */
-  members(cmd: Redis, group: string, queued: boolean): Promise<string[]> {
+  members(cmd: RedisClient, group: string, queued: boolean): Promise<string[]> {
     const key = queued ? this.#names.queuedKey(group) : this.#names.groupKey(group);
     return this.#groupExpiry > 0
       ? cmd.zrangebyscore(key, `(${this.#now() - this.#groupExpiry}`, '+inf')

@@ -1,12 +1,57 @@
 /**
- * Checks of the options {@link RedisChannelLayer} and {@link RedisPresence} share, each
- * throwing the exact `TypeError`/`RangeError` message the tests pin.
+ * The options {@link RedisChannelLayer} and {@link RedisPresence} share, and their
+ * checks, each throwing the exact `TypeError`/`RangeError` message the tests pin.
  *
- * @internal
  * @module
  */
 import type { Logger } from 'pino';
 import { defaultLogger } from '../../logging.js';
+import { clusterNode } from './clients.js';
+
+/**
+ * Where Redis is and how to talk to it: the options {@link RedisChannelLayer} and
+ * {@link RedisPresence} share. Processes of one deployment pass the same values.
+ */
+export interface RedisConnectionOptions {
+  /**
+   * Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
+   * With `cluster`, any one node of the cluster (and no `/db`).
+   * @default 'redis://127.0.0.1:6379'
+   */
+  url?: string;
+  /**
+   * `url` names one node of a Redis Cluster: each command goes to the node that owns
+   * its key's slot (a group's keys share one slot through its `{group}` hash tag), and
+   * the status is `'down'` while any master is unreachable.
+   * @default false
+   */
+  cluster?: boolean;
+  /**
+   * Starts every key and pub/sub channel (`<prefix>:…`), so that deployments sharing one
+   * Redis never see each other's messages, presence or revocations (SPEC §12). Every
+   * process of one deployment uses the same prefix. 1 to 64 letters, digits, `-`, `_`,
+   * `.` or `:`.
+   * @default 'portcullis'
+   */
+  prefix?: string;
+  /** How long one connection attempt may take, in ms. @default 5000 */
+  connectTimeout?: number;
+  /**
+   * How long a command may wait for its reply before it fails with
+   * {@link ServiceUnavailableError}, in ms; bounds a call when Redis hangs without
+   * closing the connection, and such a failure turns the status `'down'`.
+   * @default 1500
+   */
+  commandTimeout?: number;
+  /**
+   * Upper bound of the reconnect (and probe) delay, in ms. Delays grow exponentially
+   * from 50 ms, with jitter, up to this.
+   * @default 2000
+   */
+  maxReconnectDelay?: number;
+  /** Where connection problems are logged. @default warnings and errors to stderr */
+  logger?: Logger;
+}
 
 const PREFIX_PATTERN = /^[A-Za-z0-9\-_.:]{1,64}$/;
 
@@ -22,13 +67,16 @@ export function loggerOrDefault(logger: Logger | undefined): Logger {
 }
 
 /**
- * @throws {TypeError} unless `url` is a `redis://` or `rediss://` URL.
+ * @throws {TypeError} unless `url` is a `redis://` or `rediss://` URL and `cluster` a
+ * boolean; with `cluster`, unless `url` leaves the database alone (a cluster has only 0).
  * @internal
  */
-export function assertRedisUrl(url: unknown): asserts url is string {
+export function assertRedisUrl(url: unknown, cluster: unknown): asserts url is string {
   if (typeof url !== 'string' || !URL.canParse(url) || !/^rediss?:$/.test(new URL(url).protocol)) {
     throw new TypeError('The "url" option must be a redis:// or rediss:// URL');
   }
+  if (typeof cluster !== 'boolean') throw new TypeError('The "cluster" option must be a boolean');
+  if (cluster) clusterNode(url);
 }
 
 /**

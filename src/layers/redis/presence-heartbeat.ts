@@ -39,7 +39,7 @@ export interface LocalConnection {
 export interface PresenceHeartbeatOptions {
   readonly processId: string;
   readonly names: PresenceNames;
-  readonly redis: Pick<RedisLifecycle<PresenceRedis>, 'cmd' | 'closed'>;
+  readonly redis: Pick<RedisLifecycle<PresenceRedis>, 'usable' | 'closed' | 'failure'>;
   /** ms between heartbeats (and sweeps) */
   readonly heartbeatInterval: number;
   /** ms a connection lives without a heartbeat */
@@ -173,7 +173,10 @@ export class PresenceHeartbeat {
       return;
     }
     this.#beating = this.#beat()
-      .catch((err: unknown) => this.#options.logger.debug({ err }, 'presence: heartbeat failed'))
+      .catch((err: unknown) => {
+        this.#options.redis.failure(err);
+        this.#options.logger.debug({ err }, 'presence: heartbeat failed');
+      })
       .finally(() => {
         this.#beating = undefined;
         if (this.#beatAgain) {
@@ -184,8 +187,8 @@ export class PresenceHeartbeat {
   }
 
   async #beat(): Promise<void> {
-    const cmd = this.#options.redis.cmd;
-    if (cmd?.status !== 'ready') return; // the reconnect's recover registers
+    const cmd = this.#options.redis.usable;
+    if (cmd === undefined) return; // the recovery registers everything
     await this.register(cmd);
     await this.#sweep(cmd);
   }

@@ -5,14 +5,17 @@
  * @internal
  * @module
  */
-import type { Redis, RedisOptions } from 'ioredis';
+import type { RedisClient, Scripts } from './clients.js';
 import { loadLua } from './scripts.js';
 
 /**
  * The command connection with presence's scripts defined on it (EVALSHA, EVAL on NOSCRIPT).
  * @internal
  */
-export interface PresenceRedis extends Redis {
+export type PresenceRedis = RedisClient & PresenceScriptCommands;
+
+/** The commands {@link presenceScripts} defines. */
+interface PresenceScriptCommands {
   /** `presence-touch.lua`: join and heartbeat. */
   presenceTouch(...args: [string, string, string, ...(string | number)[]]): Promise<number[]>;
   /** `presence-leave.lua` */
@@ -46,7 +49,7 @@ export interface PresenceRedis extends Redis {
  * The `scripts` option of the command connection.
  * @internal
  */
-export async function presenceScripts(): Promise<NonNullable<RedisOptions['scripts']>> {
+export async function presenceScripts(): Promise<Scripts> {
   const group = ['presence-group'];
   const [touch, leave, list, reap] = await Promise.all([
     loadLua('presence-touch', group),

@@ -43,7 +43,7 @@ import type {
   PresenceMember,
   PresenceUser,
 } from '../presence.js';
-import { RedisLifecycle, unavailable } from './lifecycle.js';
+import { RedisLifecycle } from './lifecycle.js';
 import { PresenceNames } from './names.js';
 import {
   assertPositiveIntegers,
@@ -52,6 +52,7 @@ import {
   assertStatusAndClock,
   loggerOrDefault,
 } from './options.js';
+import type { RedisConnectionOptions } from './options.js';
 import { PresenceHeartbeat } from './presence-heartbeat.js';
 import type { LocalConnection } from './presence-heartbeat.js';
 import { formatInfo, parseEvent, parseInfo } from './presence-info.js';
@@ -62,18 +63,7 @@ import type { PresenceRedis } from './presence-scripts.js';
 export type RedisPresenceStatus = 'ready' | 'down';
 
 /** Options of {@link RedisPresence}. */
-export interface RedisPresenceOptions {
-  /**
-   * Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
-   * @default 'redis://127.0.0.1:6379'
-   */
-  url?: string;
-  /**
-   * Prepended to every key and pub/sub channel; processes that should see each other
-   * share it. 1 to 64 letters, digits, `-`, `_`, `.` or `:`.
-   * @default 'portcullis'
-   */
-  prefix?: string;
+export interface RedisPresenceOptions extends RedisConnectionOptions {
   /**
    * This process's id in the registry; pass the channel layer's `processId` to see one
    * id per process in Redis. 1 to 64 letters, digits, `-`, `_` or `.`; unique per prefix.
@@ -92,23 +82,13 @@ export interface RedisPresenceOptions {
    * @default 30000 (30 s)
    */
   ttl?: number;
-  /** How long one connection attempt may take, in ms. @default 5000 */
-  connectTimeout?: number;
   /**
-   * How long a command may wait for its reply before it fails with
-   * {@link ServiceUnavailableError}, in ms. @default 5000
-   */
-  commandTimeout?: number;
-  /** Upper bound of the reconnect delay, in ms (exponential from 50 ms, jittered). @default 2000 */
-  maxReconnectDelay?: number;
-  /**
-   * Called when presence loses Redis (`'down'`) and when it is back (`'ready'`: both
-   * connections up, events subscribed, this process's connections registered again).
-   * Events published while down are not delivered here.
+   * Called when presence loses Redis (`'down'`: a connection dropped, or the first
+   * command that failed for want of Redis) and when it is back (`'ready'`: Redis
+   * answers, events subscribed, this process's connections registered again). Events
+   * published while down are not delivered here.
    */
   onStatus?: (status: RedisPresenceStatus) => void;
-  /** Where connection problems and throwing listeners are logged. @default warnings and errors to stderr */
-  logger?: Logger;
   /** The clock for heartbeat scores and expiry, for tests. @default Date.now */
   now?: () => number;
 }
@@ -159,24 +139,26 @@ export class RedisPresence implements Presence {
    * const presence = new RedisPresence({ prefix: 'myapp', ttl: 20_000 });
    * await presence.connect();
    * ```
-   * @throws {TypeError} when `url`, `prefix`, `processId`, `onStatus` or `now` is malformed.
+   * @throws {TypeError} when `url`, `cluster`, `prefix`, `processId`, `onStatus` or `now`
+   * is malformed.
    * @throws {RangeError} when a number is out of range, or `ttl` is not above `heartbeatInterval`.
    */
   constructor(options: RedisPresenceOptions = {}) {
     const {
       url = 'redis://127.0.0.1:6379',
+      cluster = false,
       prefix = 'portcullis',
       processId = randomBytes(6).toString('hex'),
       heartbeatInterval = 10_000, // 10 s
       ttl = 30_000, // 30 s: two heartbeats may be missed before a process counts as dead
       connectTimeout = 5_000, // 5 s
-      commandTimeout = 5_000, // 5 s
+      commandTimeout = 1_500, // 1.5 s, as the channel layer's
       maxReconnectDelay = 2_000, // 2 s
       onStatus,
       logger,
       now = Date.now,
     } = options;
-    assertRedisUrl(url);
+    assertRedisUrl(url, cluster);
     assertPrefix(prefix);
     if (typeof processId !== 'string' || !PROCESS_ID_PATTERN.test(processId)) {
       throw new TypeError(
@@ -202,6 +184,7 @@ export class RedisPresence implements Presence {
     this.#names = new PresenceNames(prefix);
     this.#redis = new RedisLifecycle<PresenceRedis>({
       url,
+      cluster,
       connectTimeout,
       commandTimeout,
       maxReconnectDelay,
@@ -273,14 +256,12 @@ export class RedisPresence implements Presence {
     return this;
   }
 
-  /** The command connection when it is ready. @throws ServiceUnavailableError otherwise. */
+  /** The command connection when Redis is usable. @throws ServiceUnavailableError otherwise. */
   #command(): PresenceRedis {
-    const cmd = this.#redis.command(
+    return this.#redis.command(
       'RedisPresence is not connected: use `await RedisPresence.connect(options)` ' +
         'or `await presence.connect()` first',
     );
-    if (cmd.status !== 'ready') throw new ServiceUnavailableError('redis');
-    return cmd;
   }
 
   #onEvent(payload: string): void {
@@ -317,7 +298,7 @@ export class RedisPresence implements Presence {
       return { first: firsts[0] === 1 };
     } catch (err) {
       this.#heartbeat.undo(group, member.id, mine, previous);
-      throw unavailable(err);
+      throw this.#redis.failure(err);
     }
   }
 
@@ -352,7 +333,7 @@ export class RedisPresence implements Presence {
     try {
       reply = await leaving;
     } catch (err) {
-      throw unavailable(err);
+      throw this.#redis.failure(err);
     }
     if (reply === null) return undefined;
     const user = parseInfo(reply[1]);
@@ -389,7 +370,7 @@ export class RedisPresence implements Presence {
         group,
       );
     } catch (err) {
-      throw unavailable(err);
+      throw this.#redis.failure(err);
     }
     const users = new Map<string, { username: string; connections: number }>();
     for (const info of infos) {
@@ -429,9 +410,9 @@ export class RedisPresence implements Presence {
    * ```
    */
   async close(): Promise<void> {
+    const cmd = this.#redis.usable; // taken before markClosed(), which makes it undefined
     if (!this.#redis.markClosed()) return;
-    const cmd = this.#redis.cmd;
-    if (cmd?.status === 'ready') {
+    if (cmd !== undefined) {
       const work: Promise<unknown>[] = [];
       for (const [group, members] of this.#heartbeat.local) {
         for (const id of members.keys()) work.push(this.#leave(cmd, group, id));

@@ -8,18 +8,16 @@
  * @module
  */
 import type { Logger } from 'pino';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './clients.js';
 import type { LayerMessage } from '../layer.js';
 import { BlockerPool } from './blockers.js';
-import { unavailable } from './lifecycle.js';
 import type { RedisLifecycle } from './lifecycle.js';
 import { decodeListItem } from './messages.js';
 import type { LayerNames } from './names.js';
 import type { RedisLayerStats } from './layer.js';
 
-/** The command connection with `push.lua` defined on it. */
-export interface ScriptedRedis extends Redis {
-  /** `push.lua`, defined through ioredis's `scripts` option (EVALSHA, EVAL on NOSCRIPT). */
+/** `push.lua`, defined through ioredis's `scripts` option (EVALSHA, EVAL on NOSCRIPT). */
+interface PushScript {
   portcullisPush(
     key: string,
     now: number,
@@ -28,6 +26,9 @@ export interface ScriptedRedis extends Redis {
     item: string,
   ): Promise<number>;
 }
+
+/** The command connection with `push.lua` defined on it. */
+export type ScriptedRedis = RedisClient & PushScript;
 
 /** Longest a `BLPOP` blocks, in seconds: how long an aborted `receive()` keeps its connection busy. */
 const BLOCK_SECONDS = 1;
@@ -112,7 +113,8 @@ export class ChannelQueues {
     for (const json of jsons) {
       try {
         if (await this.push(channel, json)) pushed += 1;
-      } catch {
+      } catch (err) {
+        this.#redis.failure(err);
         this.#stats.publishFailures += 1;
         break;
       }
@@ -135,8 +137,8 @@ export class ChannelQueues {
    * just attached). Best effort: with Redis away the messages expire.
    */
   drain(channel: string, hand: (message: LayerMessage) => void): void {
-    const cmd = this.#redis.cmd;
-    if (cmd?.status !== 'ready') return;
+    const cmd = this.#redis.usable;
+    if (cmd === undefined) return;
     cmd
       .lpop(this.#names.listKey(channel), this.#capacity)
       .then((items) => {
@@ -145,7 +147,10 @@ export class ChannelQueues {
           if (message !== undefined) hand(message);
         }
       })
-      .catch((err: unknown) => this.#logger.debug({ err, channel }, 'drain failed'));
+      .catch((err: unknown) => {
+        this.#redis.failure(err);
+        this.#logger.debug({ err, channel }, 'drain failed');
+      });
   }
 
   /**
@@ -197,7 +202,7 @@ export class ChannelQueues {
         if (settled && !this.#redis.closed) {
           this.#logger.warn({ err, channel }, 'redis channel layer: receive() failed after abort');
         }
-        settle(() => reject(unavailable(err)));
+        settle(() => reject(this.#redis.failure(err)));
       });
     });
   }

@@ -1,9 +1,17 @@
 #!/usr/bin/env node
 // `npm start`: builds if needed, then serves the gateway with the demo data on the
 // embedded database (http://127.0.0.1:8000 unless PORT/HOST say otherwise).
-import { spawnSync, spawn } from 'node:child_process';
-import { existsSync, statSync, readdirSync } from 'node:fs';
+//
+// The gateway runs in this process, not in a child: Ctrl-C in a terminal already reaches
+// every process of the group, so a parent that forwarded signals would turn one keypress
+// into one signal more. package.json runs this script with `exec` so that npm's own
+// forwarding (of a SIGTERM sent to npm alone, say) reaches it instead of stopping at sh.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 function newestMtime(dir) {
   let newest = 0;
@@ -14,20 +22,14 @@ function newestMtime(dir) {
   return newest;
 }
 
-const built = 'dist/gateway/cli.js';
-if (!existsSync(built) || newestMtime('src') > statSync(built).mtimeMs) {
+const built = join(root, 'dist/gateway/cli.js');
+if (!existsSync(built) || newestMtime(join(root, 'src')) > statSync(built).mtimeMs) {
   const result = spawnSync('npm', ['run', 'build'], {
+    cwd: root,
     stdio: 'inherit',
     shell: process.platform === 'win32',
   });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
-const child = spawn(
-  process.execPath,
-  ['bin/portcullis.js', 'serve', '--demo', ...process.argv.slice(2)],
-  {
-    stdio: 'inherit',
-  },
-);
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
-child.on('exit', (code, signal) => process.exit(signal ? 0 : (code ?? 1)));
+const { main } = await import('../dist/gateway/cli.js');
+process.exitCode = await main(['serve', '--demo', ...process.argv.slice(2)]);

@@ -21,7 +21,7 @@ export interface SuperviseWorkersOptions {
   /** Where the primary reports a worker that died. */
   readonly stderr: { write(chunk: string): unknown };
   /** Called once every worker listens; the workers stop when its promise resolves. */
-  readonly shutdownRequested: () => Promise<void>;
+  readonly shutdownRequested: () => Promise<unknown>;
 }
 
 /** Whether this process is a worker started by {@link superviseWorkers}. */

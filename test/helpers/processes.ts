@@ -67,12 +67,27 @@ export function builtCli(): boolean {
   return existsSync('dist/gateway/cli.js');
 }
 
+export interface GatewayProcessOptions {
+  /** What to run instead of `node bin/portcullis.js serve` (`['npm', 'start']`). */
+  readonly command?: readonly [string, ...string[]];
+  /**
+   * In a process group of its own, as a terminal runs a job: `process.kill(-child.pid,
+   * 'SIGINT')` then reaches every process of it, as Ctrl-C does.
+   */
+  readonly detached?: boolean;
+}
+
 /** Starts `portcullis serve` on a free port and resolves once it listens. */
-export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
+export async function startGatewayProcess(
+  env: Record<string, string>,
+  options: GatewayProcessOptions = {},
+): Promise<GatewayProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['bin/portcullis.js', 'serve'], {
+  const [command, ...args] = options.command ?? [process.execPath, 'bin/portcullis.js', 'serve'];
+  const child = spawn(command, args, {
     env: { ...process.env, LOG_LEVEL: 'info', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached === true,
   });
   const lines: string[] = [];
   const url = `http://127.0.0.1:${port}`;

@@ -25,8 +25,8 @@ export interface CliIO {
   readonly stdin: AsyncIterable<string | Buffer> & { readonly isTTY?: boolean };
   readonly env: Readonly<Record<string, string | undefined>>;
   /**
-   * `serve` stops when this aborts. Without it, `serve` stops on SIGTERM or SIGINT; a
-   * second signal during shutdown ends the process at once.
+   * `serve` stops when this aborts. Without it, `serve` stops on SIGTERM or SIGINT; more
+   * signals are the same request, and a shutdown past its deadline exits with status 1.
    */
   readonly shutdown?: AbortSignal;
 }

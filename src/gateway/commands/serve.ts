@@ -8,14 +8,23 @@ import { ServiceUnavailableError } from '../../errors.js';
 import { isClusterWorker, releaseClusterWorker, superviseWorkers } from '../cluster.js';
 import type { GatewayConfig } from '../config.js';
 import { shutdownRequested } from '../signals.js';
+import type { ShutdownOptions } from '../signals.js';
 import { configFor, ExitCode, withStore } from './command.js';
-import type { CommandContext } from './command.js';
+import type { CliIO, CommandContext } from './command.js';
 import {
   CommandFailed,
   describeDatabase,
   describeFailure,
   describeUnavailable,
 } from './failures.js';
+
+/**
+ * How long a gateway may take to stop: the transport gives disconnect handlers 10 s, then
+ * the HTTP server, the layer and the database close.
+ */
+const WORKER_SHUTDOWN_DEADLINE_MS = 15_000;
+/** The primary outlives its workers' deadline, so they report their own overrun. */
+const PRIMARY_SHUTDOWN_DEADLINE_MS = WORKER_SHUTDOWN_DEADLINE_MS + 5_000;
 
 export async function serve(context: CommandContext): Promise<number> {
   const { values } = context.parsed;
@@ -54,9 +63,21 @@ async function serveOne(
   } catch (error) {
     throw new CommandFailed(describeStartFailure(error, config));
   }
-  await shutdownRequested(context.io.shutdown, isClusterWorker());
+  const cause = await shutdownRequested(shutdownOptions(context.io, WORKER_SHUTDOWN_DEADLINE_MS));
+  gateway.logger.info({ cause }, 'shutting down: every socket closes with 1001 going away');
   await gateway.close();
   return ExitCode.Ok;
+}
+
+function shutdownOptions(io: CliIO, deadlineMs: number): ShutdownOptions {
+  return {
+    abort: io.shutdown,
+    deadlineMs,
+    onOverdue: () =>
+      void io.stderr.write(
+        `portcullis: shutdown still unfinished after ${deadlineMs / 1_000} s; exiting with what hangs\n`,
+      ),
+  };
 }
 
 function describeStartFailure(error: unknown, config: GatewayConfig): string {
@@ -106,7 +127,7 @@ async function servePrimary(
     args: ['serve', ...context.args.filter((arg) => arg !== '--demo')],
     env: io.env,
     stderr: io.stderr,
-    shutdownRequested: () => shutdownRequested(io.shutdown, false),
+    shutdownRequested: () => shutdownRequested(shutdownOptions(io, PRIMARY_SHUTDOWN_DEADLINE_MS)),
   });
   return clean ? ExitCode.Ok : ExitCode.Failure;
 }

@@ -1,0 +1,166 @@
+/**
+ * The gateway's life as a process (SPEC §8), on real processes, real signals and real
+ * sockets: `portcullis serve` and `npm start`, stopped the ways people stop them. A
+ * terminal's Ctrl-C is SIGINT to every process of the foreground group, which is what
+ * `process.kill(-pid, 'SIGINT')` sends to a detached child.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { openStore } from '../../src/store/index.js';
+import { builtCli, startGatewayProcess, stopProcess } from '../helpers/processes.js';
+import type { GatewayProcess, GatewayProcessOptions } from '../helpers/processes.js';
+
+const GOING_AWAY = { code: 1001, reason: 'going away' };
+/** Generous: `npm start` and a gateway start on a machine shared with other suites. */
+const TIMEOUT = { timeout: 30_000 };
+
+let dir: string;
+let env: Record<string, string>;
+let token: string;
+let running: GatewayProcess | undefined;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'portcullis-lifecycle-'));
+  const databaseUrl = `sqlite:${join(dir, 'gateway.db')}`;
+  const store = openStore(databaseUrl);
+  try {
+    await store.migrate();
+    const user = await store.createUser({ username: 'zed' });
+    token = (await store.createToken(user.id)).token;
+  } finally {
+    await store.close();
+  }
+  env = { DATABASE_URL: databaseUrl };
+});
+
+afterEach(async () => {
+  if (running !== undefined) {
+    const { child } = running;
+    running = undefined;
+    if (child.pid !== undefined && groupAlive(child.pid)) process.kill(-child.pid, 'SIGKILL');
+    await stopProcess(child);
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function start(options: GatewayProcessOptions): Promise<GatewayProcess> {
+  running = await startGatewayProcess(env, { detached: true, ...options });
+  return running;
+}
+
+function openSocket(url: string): Promise<WebSocket> {
+  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/ws/chat/`, {
+    headers: { Authorization: `Token ${token}` },
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('open', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+async function closeOf(socket: WebSocket): Promise<{ code: number; reason: string }> {
+  const [code, reason] = (await once(socket, 'close')) as [number, Buffer];
+  return { code, reason: reason.toString() };
+}
+
+/** Whether any process of the group led by `pgid` is still there. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw error;
+  }
+}
+
+/**
+ * Opens sockets, one of which stops reading so that it holds the shutdown open, sends
+ * the first signal, waits until every reading socket got 1001, then sends the others:
+ * they arrive while the gateway is still shutting down, and must not cut it short.
+ */
+async function stopWhileHeldOpen(
+  gateway: GatewayProcess,
+  signals: readonly NodeJS.Signals[],
+  send: (signal: NodeJS.Signals) => void,
+): Promise<void> {
+  const sockets = await Promise.all(Array.from({ length: 10 }, () => openSocket(gateway.url)));
+  const held = await openSocket(gateway.url);
+  held.pause();
+  const closes = sockets.map(closeOf);
+  const heldClose = closeOf(held);
+  const exit = once(gateway.child, 'exit');
+  const [first, ...more] = signals;
+  assert.ok(first !== undefined);
+  send(first);
+  for (const close of await Promise.all(closes)) assert.deepEqual(close, GOING_AWAY);
+  for (const signal of more) send(signal);
+  await delay(300);
+  assert.equal(gateway.child.exitCode, null, 'the gateway left before its last socket closed');
+  assert.equal(gateway.child.signalCode, null, 'a signal during the shutdown killed it');
+  held.resume();
+  assert.deepEqual(await heldClose, GOING_AWAY);
+  const [code, signal] = (await exit) as [number | null, NodeJS.Signals | null];
+  assert.deepEqual({ code, signal }, { code: 0, signal: null }, gateway.lines.join('\n'));
+}
+
+describe('signals', { skip: !builtCli() && 'run npm run build first' }, () => {
+  describe('portcullis serve', () => {
+    const cases: readonly (readonly NodeJS.Signals[])[] = [
+      ['SIGTERM'],
+      ['SIGINT'],
+      ['SIGINT', 'SIGINT'],
+      ['SIGTERM', 'SIGINT'],
+    ];
+    for (const signals of cases) {
+      it(
+        `${signals.join(' then ')}: every socket gets 1001 going away, exit 0`,
+        TIMEOUT,
+        async () => {
+          const gateway = await start({});
+          const pid = gateway.child.pid!;
+          await stopWhileHeldOpen(gateway, signals, (signal) => process.kill(pid, signal));
+        },
+      );
+    }
+  });
+
+  describe('npm start', () => {
+    it(
+      'Ctrl-C (SIGINT to the process group): every socket gets 1001, exit 0',
+      TIMEOUT,
+      async () => {
+        const gateway = await start({ command: ['npm', 'start'] });
+        const pgid = gateway.child.pid!;
+        await stopWhileHeldOpen(gateway, ['SIGINT'], (signal) => process.kill(-pgid, signal));
+        assert.equal(groupAlive(pgid), false, 'a process of npm start outlived it');
+      },
+    );
+
+    it('Ctrl-C twice: the second does not cut the shutdown short', TIMEOUT, async () => {
+      const gateway = await start({ command: ['npm', 'start'] });
+      const pgid = gateway.child.pid!;
+      await stopWhileHeldOpen(gateway, ['SIGINT', 'SIGINT'], (signal) =>
+        process.kill(-pgid, signal),
+      );
+      assert.equal(groupAlive(pgid), false, 'a process of npm start outlived it');
+    });
+
+    it(
+      'SIGTERM to npm alone (a process manager, docker stop) reaches the gateway',
+      TIMEOUT,
+      async () => {
+        const gateway = await start({ command: ['npm', 'start'] });
+        const pid = gateway.child.pid!;
+        await stopWhileHeldOpen(gateway, ['SIGTERM'], (signal) => process.kill(pid, signal));
+        assert.equal(groupAlive(pid), false, 'the gateway outlived npm');
+      },
+    );
+  });
+});

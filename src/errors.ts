@@ -20,7 +20,8 @@ export type PortcullisErrorCode =
   | 'ERR_CONFLICTING_CREDENTIALS'
   | 'ERR_SERVICE_UNAVAILABLE'
   | 'ERR_USERNAME_TAKEN'
-  | 'ERR_CONFIG';
+  | 'ERR_CONFIG'
+  | 'ERR_SCHEMA_OUTDATED';
 
 /** Base class of every coded Portcullis error. */
 export class PortcullisError extends Error {

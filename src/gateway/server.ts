@@ -156,6 +156,7 @@ function buildAuthenticators(config: GatewayConfig, store: Store): Authenticator
  * process.once('SIGTERM', () => void gateway.close());
  * ```
  * @throws {ServiceUnavailableError} when the database or Redis cannot be reached.
+ * @throws {SchemaOutdatedError} when a PostgreSQL schema is missing or older than the code.
  * @throws {Error} with code `EADDRINUSE` when the port is taken.
  */
 export async function startGateway(
@@ -168,8 +169,10 @@ export async function startGateway(
   let fastify: FastifyInstance | undefined;
   let presence: Presence | undefined;
   try {
+    // SPEC §8: the embedded database is migrated here; any other is left to
+    // `portcullis migrate`, and a gateway on a schema it does not match refuses to start.
     if (store.kind === 'sqlite') await store.migrate();
-    else await store.ping();
+    else await store.checkSchema();
     if (options.demo === true)
       await seedDemo(store, options.announce ?? ((line) => process.stdout.write(`${line}\n`)));
     const health = new RedisHealth(logger);

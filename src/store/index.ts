@@ -48,7 +48,7 @@ export { parseDatabaseUrl } from './database.js';
 export type { DatabaseTarget } from './database.js';
 export { DEFAULT_TOKEN_TTL_MS } from './kysely-store.js';
 export type { StoreOptions, QueryEvent } from './kysely-store.js';
-export { UsernameTakenError } from './errors.js';
+export { SchemaOutdatedError, UsernameTakenError } from './errors.js';
 export type {
   Store,
   Id,

@@ -16,7 +16,7 @@ import {
 import { generateTicket, parseTicket, TICKET_TTL_MS } from '../auth/tickets.js';
 import { constantTimeEqual, digestToken, generateToken, parseToken } from '../auth/tokens.js';
 import type { User } from '../auth/user.js';
-import { UsernameTakenError } from './errors.js';
+import { SchemaOutdatedError, UsernameTakenError } from './errors.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE, migrationProvider } from './migrations/index.js';
 import type { Database, DialectKind, Flag } from './schema.js';
 import type {
@@ -128,8 +128,8 @@ export class KyselyStore implements Store {
     }
   }
 
-  async migrate(): Promise<readonly string[]> {
-    const migrator = new Migrator({
+  async #migrator(): Promise<Migrator> {
+    return new Migrator({
       db: this.#db,
       provider: migrationProvider(this.kind),
       migrationTableName: MIGRATION_TABLE,
@@ -138,6 +138,10 @@ export class KyselyStore implements Store {
       // neighbouring deployment's tables would stop this one's from being created.
       ...(this.kind === 'postgres' ? { migrationTableSchema: await this.#currentSchema() } : {}),
     });
+  }
+
+  async migrate(): Promise<readonly string[]> {
+    const migrator = await this.#migrator();
     const { error, results = [] } = await this.#run(() => migrator.migrateToLatest());
     if (error !== undefined) throw new ServiceUnavailableError('database', { cause: error });
     return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
@@ -153,6 +157,15 @@ export class KyselyStore implements Store {
       throw new ConfigError('DATABASE_URL: no schema of its search_path exists (create it first)');
     }
     return schema;
+  }
+
+  async checkSchema(): Promise<void> {
+    const migrator = await this.#migrator();
+    const migrations = await this.#run(() => migrator.getMigrations());
+    const pending = migrations.filter((m) => m.executedAt === undefined).map((m) => m.name);
+    if (pending.length > 0) {
+      throw new SchemaOutdatedError(pending, pending.length === migrations.length);
+    }
   }
 
   async ping(): Promise<void> {

@@ -129,6 +129,12 @@ export interface Store {
    * @returns the names of the migrations applied now (empty when already up to date).
    */
   migrate(): Promise<readonly string[]>;
+  /**
+   * Resolves when every migration of this version is applied; changes nothing.
+   * @throws {SchemaOutdatedError} when the schema is missing or older than the code.
+   * @throws {ServiceUnavailableError} when the database cannot be reached.
+   */
+  checkSchema(): Promise<void>;
   /** Resolves when the database answers a trivial query (readiness, `GET /readyz`). */
   ping(): Promise<void>;
   /** Closes every connection. Further calls reject with `ServiceUnavailableError`. Idempotent. */

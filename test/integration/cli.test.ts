@@ -21,7 +21,7 @@ import type { LayerMessage } from '../../src/layers/layer.js';
 import { RedisChannelLayer } from '../../src/layers/redis/layer.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { eventually } from '../helpers/eventually.js';
-import { requireService } from '../helpers/services.js';
+import { createPostgresSchema, requireService } from '../helpers/services.js';
 
 const HOUR = 3_600_000;
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -491,6 +491,20 @@ describe('portcullis serve', () => {
     return server;
   }
 
+  /** Polls `GET /readyz` until the gateway answers: its status, or 0 after 10 s. */
+  async function readyz(port: number): Promise<number> {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const status = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (response) => response.status,
+        () => 0,
+      );
+      if (status !== 0) return status;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return 0;
+  }
+
   function portOf(server: Server): number {
     const address = server.address();
     assert.ok(typeof address === 'object' && address !== null);
@@ -503,21 +517,43 @@ describe('portcullis serve', () => {
     await new Promise((resolve) => probe.close(resolve));
     const shutdown = new AbortController();
     const serving = run(['serve', '--port', String(port)], { shutdown: shutdown.signal });
-    let healthy = false;
-    const deadline = Date.now() + 10_000;
-    while (!healthy && Date.now() < deadline) {
-      healthy = await fetch(`http://127.0.0.1:${port}/healthz`).then(
-        (response) => response.ok,
-        () => false,
-      );
-      if (!healthy) await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const ready = await readyz(port);
     shutdown.abort();
     const result = await serving;
-    assert.ok(healthy, `the gateway never answered /healthz (stderr: ${result.stderr})`);
+    assert.equal(ready, 200, `the gateway never answered /readyz (stderr: ${result.stderr})`);
     assert.equal(result.code, 0, result.stderr);
     // serve migrated the embedded database on start.
     assert.equal((await run(['migrate'])).stdout, 'database schema is up to date\n');
+  });
+
+  it('refuses a PostgreSQL database never migrated, in one line naming portcullis migrate', async (t) => {
+    const base = await requireService(t, 'postgres');
+    if (base === undefined) return;
+    const schema = await createPostgresSchema(base);
+    t.after(() => schema.drop());
+    const probe = await freePort();
+    const port = portOf(probe);
+    await new Promise((resolve) => probe.close(resolve));
+    const env = { DATABASE_URL: schema.url, PORT: String(port) };
+    // Before the check, serve started on it and answered /readyz 200 while every
+    // request failed: the abort stops such a gateway, so the test fails, not hangs.
+    const result = await run(['serve'], { env, shutdown: AbortSignal.timeout(10_000) });
+    const where = new URL(base);
+    assertOneLineFailure(
+      result,
+      1,
+      new RegExp(
+        `^portcullis: the database at postgres://${where.username}@${where.host}${where.pathname} has no Portcullis schema yet: run portcullis migrate\n$`,
+      ),
+    );
+    assert.equal((await run(['migrate'], { env })).code, 0);
+    const shutdown = new AbortController();
+    const serving = run(['serve'], { env, shutdown: shutdown.signal });
+    const ready = await readyz(port);
+    shutdown.abort();
+    const served = await serving;
+    assert.equal(ready, 200, served.stderr);
+    assert.equal(served.code, 0, served.stderr);
   });
 
   it('reports a taken port in one line', async () => {

@@ -11,6 +11,7 @@ import { AuthenticationError, ConfigError, ServiceUnavailableError } from '../..
 import {
   openStore,
   parseDatabaseUrl,
+  SchemaOutdatedError,
   UsernameTakenError,
   type RevocationEvent,
   type Store,
@@ -70,6 +71,28 @@ for (const variant of variants) {
 
       it('answers ping', async () => {
         await store.ping();
+      });
+
+      it('checks the schema without changing it: missing until migrated', async () => {
+        // On PostgreSQL, the store of beforeEach left its migration table in another schema.
+        const fresh = await variant.create();
+        const unmigrated = openStore(fresh.url, { passwordParams: FAST_SCRYPT });
+        const missing = (error: unknown): boolean => {
+          assert.ok(error instanceof SchemaOutdatedError, String(error));
+          assert.equal(error.code, 'ERR_SCHEMA_OUTDATED');
+          assert.deepEqual(error.pending, ['0001-initial']);
+          assert.equal(error.missing, true);
+          return true;
+        };
+        try {
+          await assert.rejects(unmigrated.checkSchema(), missing);
+          await assert.rejects(unmigrated.checkSchema(), missing);
+          assert.deepEqual(await unmigrated.migrate(), ['0001-initial']);
+          await unmigrated.checkSchema();
+        } finally {
+          await unmigrated.close();
+          await fresh.teardown();
+        }
       });
     });
 

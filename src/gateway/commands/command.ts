@@ -10,7 +10,7 @@ import { openStore } from '../../store/index.js';
 import type { Store } from '../../store/store.js';
 import { loadConfig } from '../config.js';
 import type { ConfigFlags, GatewayConfig } from '../config.js';
-import { CommandFailed, describeDatabase, describeUnavailable } from './failures.js';
+import { CommandFailed, describeDatabase, describeFailure } from './failures.js';
 
 /** Where a command writes: `process.stdout`, `process.stderr` or anything with `write`. */
 export interface CliWritable {
@@ -81,7 +81,7 @@ export async function withStore<T>(
     return await work(store);
   } catch (error) {
     if (error instanceof ServiceUnavailableError) {
-      throw new CommandFailed(describeUnavailable(error, describeDatabase(config.databaseUrl)), {
+      throw new CommandFailed(describeFailure(error, describeDatabase(config.databaseUrl)), {
         cause: error,
       });
     }

@@ -5,7 +5,7 @@
  * @module
  */
 import { PortcullisError, ServiceUnavailableError } from '../../errors.js';
-import { parseDatabaseUrl } from '../../store/index.js';
+import { parseDatabaseUrl, SchemaOutdatedError } from '../../store/index.js';
 
 /** A wrong command line: exit 2. */
 export class UsageError extends Error {}
@@ -24,9 +24,13 @@ export function quoted(arg: string): string {
     : JSON.stringify(arg);
 }
 
-/** The one line for an error that was not a usage error. */
-export function describeFailure(error: unknown): string {
-  if (error instanceof ServiceUnavailableError) return describeUnavailable(error);
+/**
+ * The one line for an error that was not a usage error; `database` names the database
+ * (see {@link describeDatabase}) in lines about it.
+ */
+export function describeFailure(error: unknown, database?: string): string {
+  if (error instanceof ServiceUnavailableError) return describeUnavailable(error, database);
+  if (error instanceof SchemaOutdatedError) return describeSchema(error, database);
   if (error instanceof CommandFailed || error instanceof PortcullisError) return error.message;
   // The store throws RangeError for invalid names and titles; its message is the rule.
   if (error instanceof RangeError) return error.message;
@@ -46,17 +50,27 @@ function causeOf(error: Error): { code?: string; message?: string } {
 }
 
 /** One line for a service that failed; `database` names where, without its password. */
-export function describeUnavailable(error: ServiceUnavailableError, database?: string): string {
+function describeUnavailable(error: ServiceUnavailableError, database?: string): string {
   const { code, message = '' } = causeOf(error);
   if (!error.message.startsWith('database')) {
     return `${error.message}${code === undefined ? '' : ` (${code})`}`;
   }
   const where = database === undefined ? '' : ` at ${database}`;
-  if (code === '42P01' || /no such table/.test(message)) {
-    return `the database${where} has no Portcullis schema yet: run portcullis migrate`;
-  }
+  if (code === '42P01' || /no such table/.test(message)) return noSchema(where);
   const why = code ?? (message === '' ? undefined : firstLine(message).slice(0, 120));
   return `database is unavailable${where}${why === undefined ? '' : ` (${why})`}`;
+}
+
+/** One line naming the fix for a schema the code does not match (SPEC §8). */
+function describeSchema(error: SchemaOutdatedError, database?: string): string {
+  const where = database === undefined ? '' : ` at ${database}`;
+  if (error.missing) return noSchema(where);
+  const count = error.pending.length;
+  return `the database${where} has a schema older than this version (${count} migration${count === 1 ? '' : 's'} pending): run portcullis migrate`;
+}
+
+function noSchema(where: string): string {
+  return `the database${where} has no Portcullis schema yet: run portcullis migrate`;
 }
 
 /** `DATABASE_URL` without its password or options, for messages. */

@@ -4,19 +4,13 @@
  *
  * @module
  */
-import { ServiceUnavailableError } from '../../errors.js';
 import { isClusterWorker, releaseClusterWorker, superviseWorkers } from '../cluster.js';
 import type { GatewayConfig } from '../config.js';
 import { shutdownRequested } from '../signals.js';
 import type { ShutdownOptions } from '../signals.js';
 import { configFor, ExitCode, withStore } from './command.js';
 import type { CliIO, CommandContext } from './command.js';
-import {
-  CommandFailed,
-  describeDatabase,
-  describeFailure,
-  describeUnavailable,
-} from './failures.js';
+import { CommandFailed, describeDatabase, describeFailure } from './failures.js';
 
 /**
  * How long a gateway may take to stop: the transport gives disconnect handlers 10 s, then
@@ -94,9 +88,7 @@ function describeStartFailure(error: unknown, config: GatewayConfig): string {
     case 'EAI_AGAIN':
       return `HOST ${config.host} does not resolve to an address`;
     default:
-      return error instanceof ServiceUnavailableError
-        ? describeUnavailable(error, describeDatabase(config.databaseUrl))
-        : describeFailure(error);
+      return describeFailure(error, describeDatabase(config.databaseUrl));
   }
 }
 

@@ -13,7 +13,15 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { openStore } from '../../src/store/index.js';
-import { builtCli, startGatewayProcess, stopProcess } from '../helpers/processes.js';
+import {
+  builtCli,
+  freePort,
+  startGatewayProcess,
+  startRedisServer,
+  stopProcess,
+} from '../helpers/processes.js';
+import { eventually } from '../helpers/eventually.js';
+import { serviceSuiteOptions } from '../helpers/services.js';
 import type { GatewayProcess, GatewayProcessOptions } from '../helpers/processes.js';
 
 const GOING_AWAY = { code: 1001, reason: 'going away' };
@@ -164,3 +172,69 @@ describe('signals', { skip: !builtCli() && 'run npm run build first' }, () => {
     );
   });
 });
+
+/** The pids of the workers that said they listen, in order. */
+function listeningPids(gateway: GatewayProcess): number[] {
+  const pids: number[] = [];
+  for (const line of gateway.lines) {
+    if (!line.includes('portcullis gateway listening')) continue;
+    const { pid } = JSON.parse(line) as { pid: number };
+    pids.push(pid);
+  }
+  return pids;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe(
+  'portcullis serve --workers',
+  // redis-server is only there to be started on a port of the test's own.
+  { skip: (!builtCli() && 'run npm run build first') || (await serviceSuiteOptions('redis')).skip },
+  () => {
+    it('replaces a worker killed with SIGKILL, and the replacements serve', TIMEOUT, async (t) => {
+      const redisPort = await freePort();
+      const redis = await startRedisServer(redisPort);
+      t.after(() => stopProcess(redis));
+      env = { ...env, REDIS_URL: `redis://127.0.0.1:${redisPort}` };
+      const gateway = await start({
+        command: [process.execPath, 'bin/portcullis.js', 'serve', '--workers', '2'],
+      });
+      const workers = (): number[] => listeningPids(gateway);
+      await eventually(() => workers().length === 2, 15_000, 'two workers listening');
+      const [first, second] = workers() as [number, number];
+
+      process.kill(first, 'SIGKILL');
+      await eventually(() => workers().length === 3, 15_000, 'a replacement listening');
+      assert.ok(
+        gateway.lines.some((line) =>
+          /^portcullis: worker \d+ \(pid \d+\) exited \(SIGKILL\); starting another$/.test(line),
+        ),
+        gateway.lines.join('\n'),
+      );
+      process.kill(second, 'SIGKILL');
+      await eventually(() => workers().length === 4, 15_000, 'a second replacement listening');
+      assert.deepEqual([alive(first), alive(second)], [false, false]);
+
+      // Only replacements are left to take these.
+      const socket = await openSocket(gateway.url);
+      const me = await fetch(`${gateway.url}/api/me`, {
+        headers: { Authorization: `Token ${token}` },
+      });
+      assert.equal(me.status, 200);
+      assert.equal(((await me.json()) as { username: string }).username, 'zed');
+
+      const closed = closeOf(socket);
+      const exit = once(gateway.child, 'exit');
+      process.kill(gateway.child.pid!, 'SIGTERM');
+      assert.deepEqual(await closed, GOING_AWAY);
+      assert.deepEqual(await exit, [0, null], gateway.lines.join('\n'));
+    });
+  },
+);

@@ -94,7 +94,7 @@ function describeStartFailure(error: unknown, config: GatewayConfig): string {
 
 /**
  * `serve --workers N`: this process migrates (and seeds the demo) once, then supervises N
- * copies of the command as cluster workers sharing the port.
+ * copies of the command as cluster workers sharing the port, replacing any that dies.
  */
 async function servePrimary(
   context: CommandContext,

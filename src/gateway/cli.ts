@@ -27,6 +27,7 @@ import { serve } from './commands/serve.js';
 import { createToken } from './commands/token-create.js';
 import { revokeTokens } from './commands/token-revoke.js';
 import { createUser } from './commands/user-create.js';
+import { setUserPassword } from './commands/user-password.js';
 
 export { ExitCode } from './commands/command.js';
 export type { CliIO, CliWritable } from './commands/command.js';
@@ -81,6 +82,15 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     requiredPositionals: 1,
     run: createUser,
   },
+  'user password': {
+    usage: 'user password NAME [--password-stdin]',
+    summary:
+      'set the password of user NAME; without --password-stdin a new one is generated and printed once',
+    options: { 'password-stdin': { type: 'boolean' } },
+    positionals: ['NAME'],
+    requiredPositionals: 1,
+    run: setUserPassword,
+  },
   'token create': {
     usage: 'token create NAME [--ttl 30d] [--name LABEL]',
     summary: 'print a new token for user NAME (shown once); its id and expiry go to stderr',
@@ -108,7 +118,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
 };
 
 const GROUPS: Readonly<Record<string, readonly string[]>> = {
-  user: ['create'],
+  user: ['create', 'password'],
   token: ['create', 'revoke'],
   room: ['create'],
 };

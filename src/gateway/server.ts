@@ -61,6 +61,12 @@ export interface StartGatewayOptions {
   demo?: boolean;
   /** Where seeded passwords are printed. @default process.stdout */
   announce?: (line: string) => void;
+  /**
+   * Runs once everything is ready, just before the port is bound: `serve` holds the port
+   * until then, so a second gateway started at the same moment fails on the port before
+   * it touches the database.
+   */
+  beforeListen?: () => Promise<void>;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -181,6 +187,9 @@ export async function startGateway(
     presence = await openPresence(config, rawLayer, logger, health);
     return await assemble(config, store, rawLayer, presence, logger, health, (instance) => {
       fastify = instance;
+      const { beforeListen } = options;
+      // listen() runs the onReady hooks before it binds.
+      if (beforeListen !== undefined) instance.addHook('onReady', beforeListen);
     });
   } catch (error) {
     await fastify?.close().catch(() => undefined);

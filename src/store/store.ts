@@ -125,7 +125,8 @@ export interface Store {
 
   /**
    * Creates or upgrades the schema. On PostgreSQL concurrent runs wait on an advisory
-   * lock; on SQLite run it from one process at a time (`serve` does it on start).
+   * lock; on SQLite a run that collides with another's finds its schema (`serve` migrates
+   * SQLite on start, so two gateways may start on one new file).
    * @returns the names of the migrations applied now (empty when already up to date).
    */
   migrate(): Promise<readonly string[]>;
@@ -154,6 +155,11 @@ export interface Store {
    * @returns false when there is no such user.
    */
   setUserActive(id: Id, active: boolean): Promise<boolean>;
+  /**
+   * Sets a user's password, hashing it with scrypt; the user's tokens stay valid.
+   * @returns false when there is no such user.
+   */
+  setUserPassword(id: Id, password: string): Promise<boolean>;
   /**
    * Checks a username and password. Takes the same time whether or not the user exists.
    * @returns the user, or `null` for an unknown user, a wrong password, a user without a

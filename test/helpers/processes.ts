@@ -75,6 +75,8 @@ export interface GatewayProcessOptions {
    * 'SIGINT')` then reaches every process of it, as Ctrl-C does.
    */
   readonly detached?: boolean;
+  /** @default a free port */
+  readonly port?: number;
 }
 
 /** Starts `portcullis serve` on a free port and resolves once it listens. */
@@ -82,7 +84,7 @@ export async function startGatewayProcess(
   env: Record<string, string>,
   options: GatewayProcessOptions = {},
 ): Promise<GatewayProcess> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const [command, ...args] = options.command ?? [process.execPath, 'bin/portcullis.js', 'serve'];
   const child = spawn(command, args, {
     env: { ...process.env, LOG_LEVEL: 'info', ...env, PORT: String(port), HOST: '127.0.0.1' },
@@ -105,7 +107,8 @@ export async function startGatewayProcess(
         }
       });
     }
-    child.once('exit', (code) => {
+    // 'close', not 'exit': the last lines it printed are read by then.
+    child.once('close', (code) => {
       clearTimeout(timer);
       reject(new Error(`gateway exited with ${code}:\n${lines.join('\n')}`));
     });

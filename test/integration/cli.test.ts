@@ -205,6 +205,56 @@ describe('portcullis user create', () => {
   });
 });
 
+describe('portcullis user password', () => {
+  beforeEach(async () => {
+    const created = await run(['user', 'create', 'alice', '--password-stdin'], {
+      stdin: 'the first password\n',
+    });
+    assert.equal(created.code, 0, created.stderr);
+  });
+
+  it('generates a new password, alone on stdout and shown once', async () => {
+    const result = await run(['user', 'password', 'alice']);
+    assert.equal(result.code, 0, result.stderr);
+    const password = /^([A-Za-z0-9_-]{16})\n$/.exec(result.stdout)?.[1];
+    assert.ok(password !== undefined, `not a generated password: ${JSON.stringify(result.stdout)}`);
+    assert.match(
+      result.stderr,
+      /^new password for "alice", shown only once; its tokens stay valid/,
+    );
+    assert.equal((await store.authenticatePassword('alice', password))?.username, 'alice');
+    assert.equal(await store.authenticatePassword('alice', 'the first password'), null);
+  });
+
+  it('sets the password read from stdin', async () => {
+    const result = await run(['user', 'password', 'alice', '--password-stdin'], {
+      stdin: 'a second password\n',
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^changed the password of "alice"; its tokens stay valid/);
+    assert.equal(
+      (await store.authenticatePassword('alice', 'a second password'))?.username,
+      'alice',
+    );
+    assert.equal(await store.authenticatePassword('alice', 'the first password'), null);
+  });
+
+  it('refuses an unknown user, a short password and a missing name in one line', async () => {
+    assertOneLineFailure(
+      await run(['user', 'password', 'zed']),
+      1,
+      /^portcullis: no user named "zed"\n$/,
+    );
+    assertOneLineFailure(
+      await run(['user', 'password', 'alice', '--password-stdin'], { stdin: 'short\n' }),
+      1,
+      /password must be at least 8 characters/,
+    );
+    assertOneLineFailure(await run(['user', 'password']), 2, /user password needs NAME/);
+    assert.ok(await store.authenticatePassword('alice', 'the first password'));
+  });
+});
+
 describe('portcullis token create', () => {
   beforeEach(async () => {
     assert.equal((await run(['user', 'create', 'alice'])).code, 0);
@@ -457,6 +507,7 @@ describe('portcullis command line', () => {
         'serve [--port N] [--host H] [--bench]',
         'migrate',
         'user create NAME [--staff] [--password-stdin]',
+        'user password NAME [--password-stdin]',
         'token create NAME [--ttl 30d] [--name LABEL]',
         'token revoke (ID | --user NAME)',
         'room create TITLE [--staff-only]',
@@ -554,6 +605,31 @@ describe('portcullis serve', () => {
     const served = await serving;
     assert.equal(ready, 200, served.stderr);
     assert.equal(served.code, 0, served.stderr);
+  });
+
+  it('seeds the demo once, then says how to set a new password', async () => {
+    const serveDemo = async (): Promise<Result> => {
+      const probe = await freePort();
+      const port = portOf(probe);
+      await new Promise((resolve) => probe.close(resolve));
+      const shutdown = new AbortController();
+      const serving = run(['serve', '--demo', '--port', String(port)], {
+        shutdown: shutdown.signal,
+      });
+      const ready = await readyz(port);
+      shutdown.abort();
+      const result = await serving;
+      assert.equal(ready, 200, result.stderr);
+      assert.equal(result.code, 0, result.stderr);
+      return result;
+    };
+    const first = await serveDemo();
+    const password = /^ {2}alice \(staff\) {2}password: (\S+)$/m.exec(first.stdout)?.[1];
+    assert.ok(password !== undefined, first.stdout);
+    assert.ok(await store.authenticatePassword('alice', password));
+    const second = await serveDemo();
+    assert.doesNotMatch(second.stdout, /password: /);
+    assert.match(second.stdout, /New one: npx portcullis user password alice\n/);
   });
 
   it('reports a taken port in one line', async () => {

@@ -238,3 +238,66 @@ describe(
     });
   },
 );
+
+describe('two gateways started at once', { skip: !builtCli() && 'run npm run build first' }, () => {
+  const demo: [string, ...string[]] = [process.execPath, 'bin/portcullis.js', 'serve', '--demo'];
+  let started: GatewayProcess[] = [];
+
+  beforeEach(() => {
+    // A database of its own that nobody has seeded or migrated yet.
+    env = { DATABASE_URL: `sqlite:${join(dir, 'new.db')}` };
+    started = [];
+  });
+
+  afterEach(async () => {
+    await Promise.all(started.map((gateway) => stopProcess(gateway.child, 'SIGTERM')));
+  });
+
+  /** Starts both at once; the ones that exit instead of listening come back as their output. */
+  async function startBoth(ports: readonly [number, number]): Promise<string[]> {
+    const results = await Promise.allSettled(
+      ports.map((port) => startGatewayProcess(env, { command: demo, port })),
+    );
+    const failures: string[] = [];
+    for (const result of results) {
+      if (result.status === 'fulfilled') started.push(result.value);
+      else failures.push(String(result.reason));
+    }
+    return failures;
+  }
+
+  it(
+    'on one port: the second says the port is in use, never that alice is taken',
+    TIMEOUT,
+    async () => {
+      const port = await freePort();
+      const failures = await startBoth([port, port]);
+      assert.equal(started.length, 1, failures.join('\n'));
+      assert.equal(failures.length, 1);
+      assert.match(
+        failures[0]!,
+        new RegExp(
+          `exited with 1:\\nportcullis: port ${port} on 127\\.0\\.0\\.1 is already in use[^\\n]*$`,
+        ),
+      );
+      // The gateway that runs is the one that seeded, so its passwords are the ones shown.
+      assert.ok(started[0]!.lines.includes('Demo data created (shown once):'));
+    },
+  );
+
+  it(
+    'on two ports, one new database: both serve, one seeds, the other says how to sign in',
+    TIMEOUT,
+    async () => {
+      const failures = await startBoth([await freePort(), await freePort()]);
+      assert.deepEqual(failures, []);
+      const lines = started.flatMap((gateway) => gateway.lines);
+      assert.equal(lines.filter((line) => line === 'Demo data created (shown once):').length, 1);
+      assert.equal(
+        lines.filter((line) => line.includes('New one: npx portcullis user password alice')).length,
+        1,
+        lines.join('\n'),
+      );
+    },
+  );
+});

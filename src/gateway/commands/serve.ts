@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { createServer } from 'node:net';
 import { isClusterWorker, releaseClusterWorker, superviseWorkers } from '../cluster.js';
 import type { GatewayConfig } from '../config.js';
 import { shutdownRequested } from '../signals.js';
@@ -34,13 +35,20 @@ export async function serve(context: CommandContext): Promise<number> {
     bench: values['bench'] === true,
   });
   const demo = values['demo'] === true;
-  if (config.workers > 1 && !isClusterWorker()) {
-    return servePrimary(context, config, demo);
+  if (isClusterWorker()) {
+    try {
+      return await serveOne(context, config, demo, async () => undefined);
+    } finally {
+      releaseClusterWorker();
+    }
   }
+  const release = await holdPort(config);
   try {
-    return await serveOne(context, config, demo);
+    return config.workers > 1
+      ? await servePrimary(context, config, demo, release)
+      : await serveOne(context, config, demo, release);
   } finally {
-    releaseClusterWorker();
+    await release();
   }
 }
 
@@ -48,12 +56,13 @@ async function serveOne(
   context: CommandContext,
   config: GatewayConfig,
   demo: boolean,
+  releasePort: () => Promise<void>,
 ): Promise<number> {
   const { startGateway } = await import('../server.js');
   const announce = (line: string): void => void context.io.stdout.write(`${line}\n`);
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
-    gateway = await startGateway(config, { demo, announce });
+    gateway = await startGateway(config, { demo, announce, beforeListen: releasePort });
   } catch (error) {
     throw new CommandFailed(describeStartFailure(error, config));
   }
@@ -72,6 +81,32 @@ function shutdownOptions(io: CliIO, deadlineMs: number): ShutdownOptions {
         `portcullis: shutdown still unfinished after ${deadlineMs / 1_000} s; exiting with what hangs\n`,
       ),
   };
+}
+
+/**
+ * Binds the port before anything else and holds it until the gateway is ready to take
+ * it: a port already taken (a gateway running, a second `npm start`) or a host that
+ * cannot be bound fails at once, and of two gateways started at the same moment the
+ * second fails on the port before it migrates or seeds the database they share.
+ *
+ * @returns a function that lets the port go; later calls do nothing.
+ */
+async function holdPort(config: GatewayConfig): Promise<() => Promise<void>> {
+  // Port 0 is a new port for every listen: there is nothing to hold.
+  if (config.port === 0) return async () => undefined;
+  // Refused like a closed port until the gateway listens; a connection kept open would
+  // also keep close() waiting.
+  const holder = createServer((socket) => socket.destroy());
+  try {
+    await new Promise<void>((resolve, reject) => {
+      holder.once('error', reject);
+      holder.listen({ port: config.port, host: config.host, exclusive: true }, resolve);
+    });
+  } catch (error) {
+    throw new CommandFailed(describeStartFailure(error, config));
+  }
+  let released: Promise<void> | undefined;
+  return () => (released ??= new Promise((resolve) => holder.close(() => resolve())));
 }
 
 function describeStartFailure(error: unknown, config: GatewayConfig): string {
@@ -100,6 +135,7 @@ async function servePrimary(
   context: CommandContext,
   config: GatewayConfig,
   demo: boolean,
+  releasePort: () => Promise<void>,
 ): Promise<number> {
   const { io } = context;
   await withStore(
@@ -113,6 +149,7 @@ async function servePrimary(
     },
     { autoMigrate: false },
   );
+  await releasePort();
   const clean = await superviseWorkers({
     count: config.workers,
     // The demo was seeded above, once: workers would race on it.

@@ -5,14 +5,16 @@
  */
 import { configFor, ExitCode, withStore } from './command.js';
 import type { CommandContext } from './command.js';
-import { readPassword } from './password-input.js';
+import { readPassword } from './passwords.js';
 
 export async function createUser(context: CommandContext): Promise<number> {
   const { values, positionals } = context.parsed;
   const username = positionals[0] ?? '';
   const config = configFor(context);
   const password =
-    values['password-stdin'] === true ? await readPassword(context.io.stdin) : undefined;
+    values['password-stdin'] === true
+      ? await readPassword(context.io.stdin, 'user create NAME')
+      : undefined;
   const isStaff = values['staff'] === true;
   const user = await withStore(config, (store) =>
     store.createUser({ username, isStaff, ...(password === undefined ? {} : { password }) }),

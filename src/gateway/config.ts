@@ -317,7 +317,8 @@ function host(raw: Raw): string {
   let value = raw.value.trim();
   // `[::1]` is how people write IPv6 next to a port; the socket API wants it bare.
   if (value.startsWith('[') && value.endsWith(']')) value = value.slice(1, -1);
-  if (isIP(value) === 0 && !HOST_NAME.test(value)) {
+  // All digits and dots is a mistyped IPv4 address, never a host name (RFC 1123 §2.1).
+  if (isIP(value) === 0 && (!HOST_NAME.test(value) || /^[0-9.]+$/.test(value))) {
     throw new ConfigError(
       `${raw.label} must be an IP address or a host name (got ${shown(raw.value)})`,
     );

@@ -102,7 +102,7 @@ describe('portcullis migrate', () => {
     assertOneLineFailure(
       result,
       1,
-      /^portcullis: database is unavailable at postgres:\/\/postgres@127\.0\.0\.1:1\/test/,
+      /^portcullis: database is unavailable at postgres:\/\/postgres@127\.0\.0\.1:1\/test \(ECONNREFUSED\); check DATABASE_URL\n$/,
     );
     assert.ok(!result.stderr.includes('s3cret'));
   });
@@ -113,6 +113,14 @@ describe('portcullis migrate', () => {
       1,
       /^portcullis: PORT must be an integer from 0 to 65535 \(got "abc"\)\n$/,
     );
+    for (const [env, pattern] of [
+      [{ HOST: '999.1.1.1' }, /^portcullis: HOST must be an IP address or a host name/],
+      [{ PORT: '70000' }, /^portcullis: PORT must be an integer from 0 to 65535/],
+      [{ TOKEN_TTL: '30 days' }, /^portcullis: TOKEN_TTL must be a duration such as 30d/],
+      [{ PRESENCE_TTL: '0s' }, /^portcullis: PRESENCE_TTL must be a duration from 1s to 1h/],
+    ] as const) {
+      assertOneLineFailure(await run(['serve'], { env }), 1, pattern);
+    }
     const secret = 'short-secret';
     const result = await run(['migrate'], { env: { JWT_SECRET: secret } });
     assertOneLineFailure(result, 1, /^portcullis: JWT_SECRET must be at least 32 bytes/);
@@ -442,7 +450,7 @@ describe('portcullis token revoke', () => {
     assert.equal(result.stdout, 'revoked 1 token\n');
     assert.match(
       result.stderr,
-      /^portcullis: revoked, but live sockets could not be closed: redis is unavailable[^\n]*\n$/,
+      /^portcullis: revoked, but live sockets could not be closed: redis is unavailable[^\n]*; check REDIS_URL\n$/,
     );
     await assert.rejects(store.verifyToken(created.stdout.trim()));
   });

@@ -185,6 +185,9 @@ describe('loadConfig errors name the variable in one line', () => {
     [{ PORT: '65536' }, /^PORT must be an integer from 0 to 65535 \(got "65536"\)$/],
     [{ PORT: '-1' }, /^PORT must be an integer/],
     [{ HOST: 'not a host' }, /^HOST must be an IP address or a host name \(got "not a host"\)$/],
+    [{ HOST: '999.1.1.1' }, /^HOST must be an IP address or a host name \(got "999.1.1.1"\)$/],
+    [{ HOST: '10.0.0' }, /^HOST must be an IP address or a host name \(got "10.0.0"\)$/],
+    [{ PRESENCE_TTL: '1ms' }, /^PRESENCE_TTL must be a duration from 1s to 1h/],
     [{ DATABASE_URL: 'mysql://localhost/db' }, /^DATABASE_URL has unsupported scheme "mysql:"/],
     [{ REDIS_URL: 'http://localhost:6379' }, /^REDIS_URL must be a redis:\/\//],
     [

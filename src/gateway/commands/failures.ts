@@ -53,12 +53,13 @@ function causeOf(error: Error): { code?: string; message?: string } {
 function describeUnavailable(error: ServiceUnavailableError, database?: string): string {
   const { code, message = '' } = causeOf(error);
   if (!error.message.startsWith('database')) {
-    return `${error.message}${code === undefined ? '' : ` (${code})`}`;
+    const variable = error.message.startsWith('redis') ? '; check REDIS_URL' : '';
+    return `${error.message}${code === undefined ? '' : ` (${code})`}${variable}`;
   }
   const where = database === undefined ? '' : ` at ${database}`;
   if (code === '42P01' || /no such table/.test(message)) return noSchema(where);
   const why = code ?? (message === '' ? undefined : firstLine(message).slice(0, 120));
-  return `database is unavailable${where}${why === undefined ? '' : ` (${why})`}`;
+  return `database is unavailable${where}${why === undefined ? '' : ` (${why})`}; check DATABASE_URL`;
 }
 
 /** One line naming the fix for a schema the code does not match (SPEC §8). */

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { TestContext } from 'node:test';
 import WebSocket from 'ws';
 import { openStore } from '../../src/store/index.js';
 import {
@@ -198,7 +199,8 @@ describe(
   // redis-server is only there to be started on a port of the test's own.
   { skip: (!builtCli() && 'run npm run build first') || (await serviceSuiteOptions('redis')).skip },
   () => {
-    it('replaces a worker killed with SIGKILL, and the replacements serve', TIMEOUT, async (t) => {
+    /** `serve --workers 2` over a Redis of the test's own, once both workers listen. */
+    async function startWorkers(t: TestContext): Promise<GatewayProcess> {
       const redisPort = await freePort();
       const redis = await startRedisServer(redisPort);
       t.after(() => stopProcess(redis));
@@ -206,8 +208,13 @@ describe(
       const gateway = await start({
         command: [process.execPath, 'bin/portcullis.js', 'serve', '--workers', '2'],
       });
+      await eventually(() => listeningPids(gateway).length === 2, 15_000, 'two workers listening');
+      return gateway;
+    }
+
+    it('replaces a worker killed with SIGKILL, and the replacements serve', TIMEOUT, async (t) => {
+      const gateway = await startWorkers(t);
       const workers = (): number[] => listeningPids(gateway);
-      await eventually(() => workers().length === 2, 15_000, 'two workers listening');
       const [first, second] = workers() as [number, number];
 
       process.kill(first, 'SIGKILL');
@@ -236,6 +243,33 @@ describe(
       assert.deepEqual(await closed, GOING_AWAY);
       assert.deepEqual(await exit, [0, null], gateway.lines.join('\n'));
     });
+
+    it(
+      'stops with status 1 after 5 replacements within a minute',
+      { timeout: 60_000 },
+      async (t) => {
+        const gateway = await startWorkers(t);
+        const exit = once(gateway.child, 'exit');
+        for (let killed = 0; killed < 6; killed += 1) {
+          const newest = listeningPids(gateway).at(-1)!;
+          process.kill(newest, 'SIGKILL');
+          if (killed < 5) {
+            await eventually(
+              () => listeningPids(gateway).length === 3 + killed,
+              15_000,
+              'a replacement',
+            );
+          }
+        }
+        assert.deepEqual(await exit, [1, null]);
+        const said = gateway.lines.filter((line) => line.startsWith('portcullis: '));
+        assert.equal(said.length, 6, said.join('\n'));
+        assert.match(
+          said[5]!,
+          /exited \(SIGKILL\) after 5 restarts within 60 s; stopping the others$/,
+        );
+      },
+    );
   },
 );
 

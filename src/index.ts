@@ -153,6 +153,26 @@ export {
   TICKET_TTL_MS,
 } from './auth/tickets.js';
 export { hashPassword, verifyPassword, DEFAULT_SCRYPT_PARAMS } from './auth/passwords.js';
+export {
+  Accounts,
+  DEFAULT_TOKEN_TTL_MS,
+  isLiveToken,
+  redeemStoredTicket,
+  verifyStoredToken,
+} from './auth/accounts.js';
+export type {
+  AccountStore,
+  AccountsOptions,
+  CreateUserInput,
+  CreateTokenOptions,
+  CreatedToken,
+  VerifiedToken,
+  CreatedTicket,
+  RedeemedTicket,
+  TokenRows,
+  TicketRows,
+} from './auth/accounts.js';
+export { isStorableText, unstorableText } from './text.js';
 export type { ScryptParams } from './auth/passwords.js';
 export { UsernameTakenError } from './store/errors.js';
 export { RedisChannelLayer } from './layers/redis/layer.js';

@@ -50,10 +50,10 @@ async function start(options: ServerOptions): Promise<BenchServer | string> {
   const logger = pino({ level: 'error' }, pino.destination(2));
   const gateway = await server.startGateway(gatewayConfig, { logger });
 
-  const { store } = gateway;
+  const { store, accounts } = gateway;
   let user = await store.getUserByUsername(USERNAME);
   if (user === undefined && options.seed === true) {
-    user = await store.createUser({ username: USERNAME });
+    user = await accounts.createUser({ username: USERNAME });
   }
   if (user === undefined) {
     await gateway.close();
@@ -75,7 +75,7 @@ async function start(options: ServerOptions): Promise<BenchServer | string> {
     async issue(count) {
       const tokens: string[] = [];
       for (let index = 0; index < count; index += 1) {
-        const created = await store.createToken(userId, { name: `bench-${index}` });
+        const created = await accounts.createToken(userId, { name: `bench-${index}` });
         tokens.push(created.token);
       }
       return tokens;

@@ -24,7 +24,7 @@ import { ConfigError } from '../errors.js';
 import { isValidPrefix } from '../layers/redis/options.js';
 import { normalizeOrigin } from '../middleware/origin.js';
 import { parseDatabaseUrl } from '../store/database.js';
-import { DEFAULT_TOKEN_TTL_MS } from '../store/kysely-store.js';
+import { DEFAULT_TOKEN_TTL_MS } from '../auth/accounts.js';
 import { DURATION_HINT, parseDuration } from './durations.js';
 
 /** pino's levels; `silent` logs nothing. */

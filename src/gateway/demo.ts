@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { Accounts } from '../auth/accounts.js';
 import { UsernameTakenError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { generatePassword } from './commands/passwords.js';
@@ -23,12 +24,13 @@ export async function seedDemo(store: Store, announce: (line: string) => void): 
     announce(NEW_PASSWORD_HINT);
     return false;
   }
+  const accounts = new Accounts(store);
   const users = [
     { username: 'alice', isStaff: true, password: generatePassword() },
     { username: 'bob', isStaff: false, password: generatePassword() },
   ];
   try {
-    for (const user of users) await store.createUser(user);
+    for (const user of users) await accounts.createUser(user);
   } catch (error) {
     // Another gateway seeds the same database at this moment (two `npm start` at once):
     // its passwords are the ones that count, and what fails next is the port, if shared.

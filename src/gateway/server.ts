@@ -11,6 +11,7 @@ import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import { Accounts } from '../auth/accounts.js';
 import { ticketAuthenticator, tokenAuthenticator } from '../auth/authenticators/token.js';
 import { jwtAuthenticator } from '../auth/authenticators/jwt.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -48,6 +49,8 @@ export interface Gateway {
   readonly url: string;
   readonly port: number;
   readonly store: Store;
+  /** Users, passwords and tokens over {@link Gateway.store}, with the configured `TOKEN_TTL`. */
+  readonly accounts: Accounts;
   readonly layer: ChannelLayer;
   readonly logger: Logger;
   /** Graceful shutdown: stop accepting, 1001 to every socket, finish work, close. */
@@ -170,7 +173,7 @@ export async function startGateway(
   options: StartGatewayOptions = {},
 ): Promise<Gateway> {
   const logger = options.logger ?? createLogger(config.logLevel);
-  const store = openStore(config.databaseUrl, { tokenTtlMs: config.tokenTtlMs });
+  const store = openStore(config.databaseUrl);
   let layer: ChannelLayer | undefined;
   let fastify: FastifyInstance | undefined;
   let presence: Presence | undefined;
@@ -378,6 +381,7 @@ async function assemble(
     url,
     port,
     store,
+    accounts: new Accounts(store, { tokenTtlMs: config.tokenTtlMs }),
     layer: rawLayer,
     logger,
     close() {

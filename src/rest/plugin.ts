@@ -15,7 +15,9 @@ import type {
   HookHandlerDoneFunction,
   HTTPMethods,
 } from 'fastify';
+import { Accounts } from '../auth/accounts.js';
 import type { Authenticator, AuthResult } from '../auth/authenticator.js';
+import type { ScryptParams } from '../auth/passwords.js';
 import { authenticateWithChain } from '../auth/chain.js';
 import { findCredentials, type CredentialTransportOptions } from '../auth/credentials.js';
 import { looksLikeTicket } from '../auth/tickets.js';
@@ -101,9 +103,15 @@ export interface PortcullisRestOptions {
   readonly prefix?: string;
   /**
    * Lifetime of tokens issued by `POST auth/token`, in ms; `null` for tokens that never expire.
-   * @default the store's `tokenTtlMs` (30 days unless configured)
+   * @default 2_592_000_000 (30 days)
    */
   readonly tokenTtlMs?: number | null;
+  /**
+   * The scrypt cost passwords were hashed with (`Accounts`' `passwordParams`), so that a
+   * login for an unknown username costs as long as one for a real user.
+   * @default DEFAULT_SCRYPT_PARAMS
+   */
+  readonly passwordParams?: ScryptParams;
   /** Throttling of `POST auth/token`. */
   readonly loginRateLimit?: LoginRateLimitOptions;
   /**
@@ -112,7 +120,7 @@ export interface PortcullisRestOptions {
    * @default each request's `request.log`
    */
   readonly logger?: FastifyBaseLogger;
-  /** The clock of the login throttle, in ms since the epoch. @default Date.now */
+  /** The clock of the login throttle and of token expiry, in ms since the epoch. @default Date.now */
   readonly now?: () => number;
 }
 
@@ -127,9 +135,9 @@ const HEADER_ONLY: Required<CredentialTransportOptions> = {
 };
 
 const STORE_METHODS = [
-  'authenticatePassword',
-  'createToken',
-  'createTicket',
+  'findLogin',
+  'insertToken',
+  'insertTicket',
   'revokeToken',
   'revokeUserTokens',
 ] as const;
@@ -175,6 +183,7 @@ function resolveOptions(options: PortcullisRestOptions): RouteContext & { prefix
     revoke,
     prefix = '/api',
     tokenTtlMs,
+    passwordParams,
     loginRateLimit = {},
     logger,
     now = Date.now,
@@ -205,6 +214,13 @@ function resolveOptions(options: PortcullisRestOptions): RouteContext & { prefix
   if (tokenTtlMs !== undefined && tokenTtlMs !== null && !isPositiveInteger(tokenTtlMs)) {
     throw new RangeError('portcullisRest: options.tokenTtlMs must be a positive integer, or null');
   }
+  if (typeof now !== 'function')
+    throw new TypeError('portcullisRest: options.now must be a function');
+  const accounts = new Accounts(store, {
+    ...(tokenTtlMs === undefined ? {} : { tokenTtlMs }),
+    ...(passwordParams === undefined ? {} : { passwordParams }),
+    now,
+  });
   const { max = 10, windowMs = 60_000 /* 1 minute */ } = loginRateLimit;
   if (!Number.isSafeInteger(max) || max < 0) {
     throw new RangeError(
@@ -216,14 +232,12 @@ function resolveOptions(options: PortcullisRestOptions): RouteContext & { prefix
       'portcullisRest: options.loginRateLimit.windowMs must be a positive integer',
     );
   }
-  if (typeof now !== 'function')
-    throw new TypeError('portcullisRest: options.now must be a function');
   return {
     store,
+    accounts,
     authenticators,
     revoke: resolveRevoker(revoke),
     prefix,
-    tokenTtlMs,
     loginRateLimit: { max, windowMs },
     logger,
     now,

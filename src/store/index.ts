@@ -1,5 +1,6 @@
 /**
- * Storage: users, tokens, tickets and MultiChat rooms on SQLite or PostgreSQL.
+ * Storage: rows of users, tokens, tickets and MultiChat rooms on SQLite or PostgreSQL.
+ * Creating and checking secrets is `Accounts`' (`portcullis`), not the store's.
  *
  * @module
  */
@@ -46,20 +47,19 @@ export function openStore(databaseUrl: string, options: StoreOptions = {}): Stor
 
 export { parseDatabaseUrl } from './database.js';
 export type { DatabaseTarget } from './database.js';
-export { DEFAULT_TOKEN_TTL_MS } from './kysely-store.js';
 export type { StoreOptions, QueryEvent } from './kysely-store.js';
 export { SchemaOutdatedError, UsernameTakenError } from './errors.js';
 export type {
   Store,
   Id,
   StoredUser,
-  CreateUserInput,
-  CreateTokenOptions,
-  CreatedToken,
+  NewUserRow,
+  LoginRecord,
+  NewTokenRow,
   TokenInfo,
-  VerifiedToken,
-  CreatedTicket,
-  RedeemedTicket,
+  TokenRecord,
+  NewTicketRow,
+  TicketConsumption,
   Room,
   CreateRoomInput,
   RevocationEvent,

@@ -5,41 +5,30 @@
  * @module
  */
 import { Kysely, Migrator, sql } from 'kysely';
-import { AuthenticationError, ConfigError, ServiceUnavailableError } from '../errors.js';
-import {
-  DEFAULT_SCRYPT_PARAMS,
-  hashPassword,
-  isValidScryptParams,
-  verifyPasswordOrDummy,
-  type ScryptParams,
-} from '../auth/passwords.js';
-import { generateTicket, parseTicket, TICKET_TTL_MS } from '../auth/tickets.js';
-import { constantTimeEqual, digestToken, generateToken, parseToken } from '../auth/tokens.js';
-import type { User } from '../auth/user.js';
+import { ConfigError, ServiceUnavailableError } from '../errors.js';
+import { isStorableText } from '../text.js';
 import { SchemaOutdatedError, UsernameTakenError } from './errors.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE, migrationProvider } from './migrations/index.js';
 import type { Database, DialectKind, Flag } from './schema.js';
 import type {
-  CreatedTicket,
-  CreatedToken,
   CreateRoomInput,
-  CreateTokenOptions,
-  CreateUserInput,
   Id,
-  RedeemedTicket,
+  LoginRecord,
+  NewTicketRow,
+  NewTokenRow,
+  NewUserRow,
   RevocationEvent,
   Room,
   Store,
   StoredUser,
+  TicketConsumption,
   TokenInfo,
-  VerifiedToken,
+  TokenRecord,
 } from './store.js';
 
 /** Configuration of a {@link KyselyStore}, after `openStore` validated it. */
 export interface KyselyStoreConfig {
   readonly now: () => number;
-  readonly tokenTtlMs: number | null;
-  readonly passwordParams: ScryptParams;
 }
 
 /** `last_used_at` is written at most this often per token. */
@@ -48,8 +37,11 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 const LAST_USED_MEMORY = 10_000;
 /** Expired tickets are deleted at most this often, piggybacking on ticket creation. */
 const TICKET_PURGE_INTERVAL_MS = 60_000;
+/** Ids per statement of {@link KyselyStore.getTokens}. */
+const TOKENS_PER_QUERY = 1_000;
 
 const USERNAME = /^[\p{L}\p{N}@.+\-_]{1,150}$/u;
+const DIGEST = /^[0-9a-f]{64}$/;
 const DECIMAL_ID = /^[1-9][0-9]{0,15}$/;
 const MAX_TITLE_LENGTH = 200;
 const MAX_TOKEN_NAME_LENGTH = 200;
@@ -85,22 +77,73 @@ interface UserRow {
   readonly id: number;
   readonly username: string;
   readonly is_staff: Flag;
+  readonly is_active: Flag;
+  readonly created_at: number;
 }
 
-function toUser(row: UserRow): User {
+function toStoredUser(row: UserRow): StoredUser {
   return {
     id: String(row.id),
     username: row.username,
     isStaff: row.is_staff === 1,
     isAnonymous: false,
+    isActive: row.is_active === 1,
+    createdAt: new Date(row.created_at),
   };
 }
 
-const invalid = (): AuthenticationError => new AuthenticationError('ERR_INVALID_CREDENTIALS');
-const expired = (): AuthenticationError =>
-  new AuthenticationError('ERR_TOKEN_EXPIRED', 'token expired');
-const revoked = (): AuthenticationError =>
-  new AuthenticationError('ERR_TOKEN_REVOKED', 'token revoked');
+interface TokenRow {
+  readonly id: number;
+  readonly user_id: number;
+  readonly name: string;
+  readonly created_at: number;
+  readonly last_used_at: number | null;
+  readonly expires_at: number | null;
+  readonly revoked_at: number | null;
+}
+
+function toTokenInfo(row: TokenRow): TokenInfo {
+  return {
+    id: String(row.id),
+    userId: String(row.user_id),
+    name: row.name,
+    createdAt: new Date(row.created_at),
+    lastUsedAt: toDate(row.last_used_at),
+    expiresAt: toDate(row.expires_at),
+    revokedAt: toDate(row.revoked_at),
+  };
+}
+
+const TOKEN_WITH_USER = [
+  'tokens.id',
+  'tokens.user_id',
+  'tokens.digest',
+  'tokens.name',
+  'tokens.created_at',
+  'tokens.last_used_at',
+  'tokens.expires_at',
+  'tokens.revoked_at',
+  'users.username',
+  'users.is_staff',
+  'users.is_active',
+  'users.created_at as user_created_at',
+] as const;
+
+function toTokenRecord(
+  row: TokenRow & {
+    digest: string;
+    username: string;
+    is_staff: Flag;
+    is_active: Flag;
+    user_created_at: number;
+  },
+): TokenRecord {
+  return {
+    ...toTokenInfo(row),
+    digest: row.digest,
+    user: toStoredUser({ ...row, id: row.user_id, created_at: row.user_created_at }),
+  };
+}
 
 /** The store over a Kysely instance. Construct through `openStore`. */
 export class KyselyStore implements Store {
@@ -213,12 +256,10 @@ export class KyselyStore implements Store {
 
   // Users
 
-  async createUser({ username, password, isStaff = false }: CreateUserInput): Promise<StoredUser> {
+  async insertUser({ username, passwordHash, isStaff = false }: NewUserRow): Promise<StoredUser> {
     if (!USERNAME.test(username)) {
       throw new RangeError('username must be 1 to 150 characters: letters, digits and @ . + - _');
     }
-    const passwordHash =
-      password === undefined ? null : await hashPassword(password, this.#config.passwordParams);
     const createdAt = this.#config.now();
     let row: { id: number };
     try {
@@ -238,14 +279,13 @@ export class KyselyStore implements Store {
         throw new UsernameTakenError(username, { cause: error });
       throw new ServiceUnavailableError('database', { cause: error });
     }
-    return {
-      id: String(row.id),
+    return toStoredUser({
+      id: row.id,
       username,
-      isStaff,
-      isAnonymous: false,
-      isActive: true,
-      createdAt: new Date(createdAt),
-    };
+      is_staff: flag(isStaff),
+      is_active: 1,
+      created_at: createdAt,
+    });
   }
 
   #selectUsers() {
@@ -254,30 +294,31 @@ export class KyselyStore implements Store {
       .select(['id', 'username', 'is_staff', 'is_active', 'created_at', 'password_hash']);
   }
 
-  #toStoredUser(row: UserRow & { is_active: Flag; created_at: number }): StoredUser {
-    return { ...toUser(row), isActive: row.is_active === 1, createdAt: new Date(row.created_at) };
-  }
-
   async getUserById(id: Id): Promise<StoredUser | undefined> {
     const dbId = toDbId(id);
     if (dbId === undefined) return undefined;
     const row = await this.#run(() =>
       this.#selectUsers().where('id', '=', dbId).executeTakeFirst(),
     );
-    return row && this.#toStoredUser(row);
+    return row && toStoredUser(row);
   }
 
   async getUserByUsername(username: string): Promise<StoredUser | undefined> {
+    return (await this.findLogin(username))?.user;
+  }
+
+  async findLogin(username: string): Promise<LoginRecord | undefined> {
+    // No such username can exist; the driver would fail on it (PostgreSQL and U+0000).
+    if (!isStorableText(username)) return undefined;
     const row = await this.#run(() =>
       this.#selectUsers().where('username', '=', username).executeTakeFirst(),
     );
-    return row && this.#toStoredUser(row);
+    return row && { user: toStoredUser(row), passwordHash: row.password_hash };
   }
 
-  async setUserPassword(id: Id, password: string): Promise<boolean> {
+  async setPasswordHash(id: Id, passwordHash: string | null): Promise<boolean> {
     const dbId = toDbId(id);
     if (dbId === undefined) return false;
-    const passwordHash = await hashPassword(password, this.#config.passwordParams);
     const result = await this.#run(() =>
       this.#db
         .updateTable('users')
@@ -316,48 +357,31 @@ export class KyselyStore implements Store {
     return true;
   }
 
-  async authenticatePassword(username: string, password: string): Promise<User | null> {
-    const row = await this.#run(() =>
-      this.#selectUsers().where('username', '=', username).executeTakeFirst(),
-    );
-    // Always run scrypt, so unknown users and users without a password take as long.
-    const ok = await verifyPasswordOrDummy(
-      password,
-      row?.password_hash,
-      this.#config.passwordParams,
-    );
-    if (!ok || row === undefined || row.is_active !== 1) return null;
-    return toUser(row);
-  }
-
   // Tokens
 
-  async createToken(userId: Id, options: CreateTokenOptions = {}): Promise<CreatedToken> {
-    const { name = '', ttlMs = this.#config.tokenTtlMs } = options;
-    if (ttlMs !== null && !(Number.isSafeInteger(ttlMs) && ttlMs > 0)) {
-      throw new RangeError('ttlMs must be a positive integer number of milliseconds, or null');
+  async insertToken({ userId, digest, name, expiresAt }: NewTokenRow): Promise<TokenInfo> {
+    if (name.length > MAX_TOKEN_NAME_LENGTH || !isStorableText(name)) {
+      throw new RangeError(
+        `token name must be at most ${MAX_TOKEN_NAME_LENGTH} characters, without null characters`,
+      );
     }
-    if (name.length > MAX_TOKEN_NAME_LENGTH) {
-      throw new RangeError(`token name must be at most ${MAX_TOKEN_NAME_LENGTH} characters`);
-    }
+    if (!DIGEST.test(digest)) throw new RangeError('a token digest is 64 lower-case hex digits');
     const dbUserId = toDbId(userId);
     if (dbUserId === undefined) throw new RangeError(`no user with id ${String(userId)}`);
-    const token = generateToken();
-    const now = this.#config.now();
-    const expiresAt = ttlMs === null ? null : now + ttlMs;
-    let row: { id: number };
+    const row = {
+      user_id: dbUserId,
+      digest,
+      name,
+      created_at: this.#config.now(),
+      last_used_at: null,
+      expires_at: expiresAt === null ? null : expiresAt.getTime(),
+      revoked_at: null,
+    };
+    let inserted: { id: number };
     try {
-      row = await this.#db
+      inserted = await this.#db
         .insertInto('tokens')
-        .values({
-          user_id: dbUserId,
-          digest: digestToken(token),
-          name,
-          created_at: now,
-          last_used_at: null,
-          expires_at: expiresAt,
-          revoked_at: null,
-        })
+        .values(row)
         .returning('id')
         .executeTakeFirstOrThrow();
     } catch (error) {
@@ -366,53 +390,55 @@ export class KyselyStore implements Store {
       }
       throw new ServiceUnavailableError('database', { cause: error });
     }
-    return { token, id: String(row.id), expiresAt: toDate(expiresAt) };
+    return toTokenInfo({ ...row, id: inserted.id });
   }
 
-  async verifyToken(token: string): Promise<VerifiedToken> {
-    if (parseToken(token) === undefined) throw invalid();
-    const digest = digestToken(token);
+  async findTokenByDigest(digest: string): Promise<TokenRecord | undefined> {
+    if (!DIGEST.test(digest)) return undefined;
     const row = await this.#run(() =>
       this.#db
         .selectFrom('tokens')
         .innerJoin('users', 'users.id', 'tokens.user_id')
-        .select([
-          'tokens.id as token_id',
-          'tokens.digest',
-          'tokens.last_used_at',
-          'tokens.expires_at',
-          'tokens.revoked_at',
-          'users.id',
-          'users.username',
-          'users.is_staff',
-          'users.is_active',
-        ])
+        .select(TOKEN_WITH_USER)
         .where('tokens.digest', '=', digest)
         .executeTakeFirst(),
     );
-    // The index lookup already matched; the constant-time compare is defence in depth
-    // against a collation or padding surprise in either database.
-    if (row === undefined || !constantTimeEqual(row.digest, digest)) throw invalid();
-    if (row.revoked_at !== null) throw revoked();
-    const now = this.#config.now();
-    if (row.expires_at !== null && row.expires_at <= now) throw expired();
-    if (row.is_active !== 1) throw invalid();
-    await this.#touch(row.token_id, row.last_used_at, now);
-    return { user: toUser(row), tokenId: String(row.token_id), expiresAt: toDate(row.expires_at) };
+    return row && toTokenRecord(row);
   }
 
-  /** Records a use of a token, writing at most once per {@link LAST_USED_RESOLUTION_MS}. */
-  async #touch(tokenId: number, lastUsedAt: number | null, now: number): Promise<void> {
+  async getTokens(ids: readonly Id[]): Promise<readonly TokenRecord[]> {
+    const dbIds = [...new Set(ids.map(toDbId).filter((id) => id !== undefined))];
+    const records: TokenRecord[] = [];
+    // Bounded statements: SQLite allows 32,766 bound values, PostgreSQL 65,535.
+    for (let start = 0; start < dbIds.length; start += TOKENS_PER_QUERY) {
+      const slice = dbIds.slice(start, start + TOKENS_PER_QUERY);
+      const rows = await this.#run(() =>
+        this.#db
+          .selectFrom('tokens')
+          .innerJoin('users', 'users.id', 'tokens.user_id')
+          .select(TOKEN_WITH_USER)
+          .where('tokens.id', 'in', slice)
+          .execute(),
+      );
+      for (const row of rows) records.push(toTokenRecord(row));
+    }
+    return records;
+  }
+
+  async touchToken(id: Id, lastUsedAt: Date | null = null): Promise<void> {
+    const tokenId = toDbId(id);
+    if (tokenId === undefined) return;
+    const now = this.#config.now();
     const lastWrite = Math.max(
-      lastUsedAt ?? -Infinity,
+      lastUsedAt?.getTime() ?? -Infinity,
       this.#lastUsedWrites.get(tokenId) ?? -Infinity,
     );
     if (now - lastWrite < LAST_USED_RESOLUTION_MS) return;
     // Remember before writing, so concurrent verifications of one token write once.
     this.#lastUsedWrites.set(tokenId, now);
     if (this.#lastUsedWrites.size > LAST_USED_MEMORY) {
-      for (const [id, at] of this.#lastUsedWrites) {
-        if (now - at >= LAST_USED_RESOLUTION_MS) this.#lastUsedWrites.delete(id);
+      for (const [entry, at] of this.#lastUsedWrites) {
+        if (now - at >= LAST_USED_RESOLUTION_MS) this.#lastUsedWrites.delete(entry);
       }
     }
     const threshold = now - LAST_USED_RESOLUTION_MS;
@@ -474,41 +500,32 @@ export class KyselyStore implements Store {
         .orderBy('id')
         .execute(),
     );
-    return rows.map((row) => ({
-      id: String(row.id),
-      userId: String(row.user_id),
-      name: row.name,
-      createdAt: new Date(row.created_at),
-      lastUsedAt: toDate(row.last_used_at),
-      expiresAt: toDate(row.expires_at),
-      revokedAt: toDate(row.revoked_at),
-    }));
+    return rows.map(toTokenInfo);
   }
 
   // Tickets
 
-  async createTicket(userId: Id, tokenId: Id): Promise<CreatedTicket> {
+  async insertTicket({ digest, userId, tokenId, expiresAt }: NewTicketRow): Promise<void> {
     const dbUserId = toDbId(userId);
     const dbTokenId = toDbId(tokenId);
-    if (dbUserId === undefined || dbTokenId === undefined) {
-      throw new RangeError('createTicket needs the ids of an existing user and token');
+    if (dbUserId === undefined || dbTokenId === undefined || !DIGEST.test(digest)) {
+      throw new RangeError('a ticket needs a digest and the ids of an existing user and token');
     }
-    const ticket = generateTicket();
     const now = this.#config.now();
     try {
       await this.#db
         .insertInto('tickets')
         .values({
-          digest: digestToken(ticket),
+          digest,
           user_id: dbUserId,
           token_id: dbTokenId,
-          expires_at: now + TICKET_TTL_MS,
+          expires_at: expiresAt.getTime(),
           consumed: 0,
         })
         .execute();
     } catch (error) {
       if (constraintViolation(error) === 'foreign-key') {
-        throw new RangeError('createTicket needs the ids of an existing user and token', {
+        throw new RangeError('a ticket needs a digest and the ids of an existing user and token', {
           cause: error,
         });
       }
@@ -520,12 +537,10 @@ export class KyselyStore implements Store {
         this.#db.deleteFrom('tickets').where('expires_at', '<=', now).execute(),
       );
     }
-    return { ticket, expiresIn: TICKET_TTL_MS / 1000 };
   }
 
-  async consumeTicket(ticket: string): Promise<RedeemedTicket> {
-    if (parseTicket(ticket) === undefined) throw invalid();
-    const digest = digestToken(ticket);
+  async consumeTicketDigest(digest: string): Promise<TicketConsumption> {
+    if (!DIGEST.test(digest)) return { status: 'unknown' };
     const now = this.#config.now();
     // One conditional UPDATE is the whole race: the database lets exactly one
     // transaction flip `consumed` from 0, and every other redemption matches no row.
@@ -539,49 +554,34 @@ export class KyselyStore implements Store {
         .returning(['user_id', 'token_id'])
         .executeTakeFirst(),
     );
-    if (consumed === undefined) {
-      const row = await this.#run(() =>
-        this.#db
-          .selectFrom('tickets')
-          .select(['consumed', 'expires_at'])
-          .where('digest', '=', digest)
-          .executeTakeFirst(),
-      );
-      // Only an unused ticket reports expiry: a replay stays "invalid credentials".
-      if (row !== undefined && row.consumed === 0 && row.expires_at <= now) throw expired();
-      throw invalid();
+    if (consumed !== undefined) {
+      return {
+        status: 'consumed',
+        userId: String(consumed.user_id),
+        tokenId: String(consumed.token_id),
+      };
     }
     const row = await this.#run(() =>
       this.#db
-        .selectFrom('tokens')
-        .innerJoin('users', 'users.id', 'tokens.user_id')
-        .select([
-          'tokens.expires_at',
-          'tokens.revoked_at',
-          'users.id',
-          'users.username',
-          'users.is_staff',
-          'users.is_active',
-        ])
-        .where('tokens.id', '=', consumed.token_id)
+        .selectFrom('tickets')
+        .select(['consumed', 'expires_at'])
+        .where('digest', '=', digest)
         .executeTakeFirst(),
     );
-    if (row === undefined || row.id !== consumed.user_id) throw invalid();
-    if (row.revoked_at !== null) throw revoked();
-    if (row.expires_at !== null && row.expires_at <= now) throw expired();
-    if (row.is_active !== 1) throw invalid();
-    return {
-      user: toUser(row),
-      tokenId: String(consumed.token_id),
-      expiresAt: toDate(row.expires_at),
-    };
+    // Only an unused ticket reports expiry: a replay stays unknown.
+    if (row !== undefined && row.consumed === 0 && row.expires_at <= now) {
+      return { status: 'expired' };
+    }
+    return { status: 'unknown' };
   }
 
   // Rooms
 
   async createRoom({ title, staffOnly = false }: CreateRoomInput): Promise<string> {
-    if (title.trim() === '' || title.length > MAX_TITLE_LENGTH) {
-      throw new RangeError(`room title must be 1 to ${MAX_TITLE_LENGTH} characters, not blank`);
+    if (title.trim() === '' || title.length > MAX_TITLE_LENGTH || !isStorableText(title)) {
+      throw new RangeError(
+        `room title must be 1 to ${MAX_TITLE_LENGTH} characters, not blank, without null characters`,
+      );
     }
     const createdAt = this.#config.now();
     const row = await this.#run(() =>
@@ -631,21 +631,11 @@ function toRoom(row: { id: number; title: string; staff_only: Flag; created_at: 
 /** Options of `openStore`. */
 export interface StoreOptions {
   /**
-   * The clock, in milliseconds since the epoch. Tests inject a fake one instead of sleeping.
+   * The clock, in milliseconds since the epoch, for the times rows record. Tests inject a
+   * fake one instead of sleeping.
    * @default Date.now
    */
   readonly now?: () => number;
-  /**
-   * Default token lifetime in milliseconds; `null` for tokens that never expire
-   * (`TOKEN_TTL`, SPEC §8). A token's own `ttlMs` overrides it.
-   * @default 2_592_000_000 (30 days)
-   */
-  readonly tokenTtlMs?: number | null;
-  /**
-   * scrypt cost for new password hashes (existing hashes keep theirs).
-   * @default DEFAULT_SCRYPT_PARAMS (OWASP: N = 2^17, r = 8, p = 1)
-   */
-  readonly passwordParams?: ScryptParams;
   /**
    * Called after every SQL statement, for metrics (database latency) and tests. Gets the
    * SQL text only, never the bound values.
@@ -662,29 +652,12 @@ export interface QueryEvent {
   readonly failed: boolean;
 }
 
-/** 30 days (SPEC §4). */
-export const DEFAULT_TOKEN_TTL_MS = 30 * 24 * 60 * 60 * 1000;
-
 /** Checks `openStore` options once, at construction (STYLE.md practice 4). */
 export function resolveStoreOptions(options: StoreOptions): KyselyStoreConfig {
-  const {
-    now = Date.now,
-    tokenTtlMs = DEFAULT_TOKEN_TTL_MS,
-    passwordParams = DEFAULT_SCRYPT_PARAMS,
-  } = options;
+  const { now = Date.now } = options;
   if (typeof now !== 'function') throw new TypeError('options.now must be a function');
   if (options.onQuery !== undefined && typeof options.onQuery !== 'function') {
     throw new TypeError('options.onQuery must be a function');
   }
-  if (tokenTtlMs !== null && !(Number.isSafeInteger(tokenTtlMs) && tokenTtlMs > 0)) {
-    throw new RangeError(
-      'options.tokenTtlMs must be a positive integer number of milliseconds, or null',
-    );
-  }
-  if (!isValidScryptParams(passwordParams)) {
-    throw new RangeError(
-      'options.passwordParams must have N a power of two in [2, 2^20], r in [1, 32] and p in [1, 16]',
-    );
-  }
-  return { now, tokenTtlMs, passwordParams };
+  return { now };
 }

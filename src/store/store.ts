@@ -20,32 +20,29 @@ export interface StoredUser extends User {
   readonly createdAt: Date;
 }
 
-/** Input of {@link Store.createUser}. */
-export interface CreateUserInput {
+/** Input of {@link Store.insertUser}: a row as `auth/` made it. */
+export interface NewUserRow {
   /** 1 to 150 letters, digits and `@.+-_`, as Django allows. Unique, case-sensitive. */
   readonly username: string;
-  /** Omit to create a user that cannot log in with a password (tokens only). */
-  readonly password?: string;
+  /** A hash from `hashPassword`, or `null` for a user that signs in with tokens only. */
+  readonly passwordHash: string | null;
   /** @default false */
   readonly isStaff?: boolean;
 }
 
-/** Options of {@link Store.createToken}. */
-export interface CreateTokenOptions {
-  /** A label for the owner (`"laptop"`, `"ci"`). @default '' */
-  readonly name?: string;
-  /**
-   * Lifetime in milliseconds; `null` for a token that never expires.
-   * @default the store's `tokenTtlMs` (30 days unless configured)
-   */
-  readonly ttlMs?: number | null;
+/** A user with the password hash a login checks ({@link Store.findLogin}). */
+export interface LoginRecord {
+  readonly user: StoredUser;
+  readonly passwordHash: string | null;
 }
 
-/** A token just created. `token` is shown once and never stored. */
-export interface CreatedToken {
-  /** The plaintext token, `pcu_…`. */
-  readonly token: string;
-  readonly id: string;
+/** Input of {@link Store.insertToken}: the digest of a token `auth/` generated. */
+export interface NewTokenRow {
+  readonly userId: Id;
+  /** SHA-256 hex of the token (`digestToken`); the token itself is never stored. */
+  readonly digest: string;
+  /** A label for the owner, at most 200 characters. */
+  readonly name: string;
   readonly expiresAt: Date | null;
 }
 
@@ -61,29 +58,28 @@ export interface TokenInfo {
   readonly revokedAt: Date | null;
 }
 
-/** A verified token. */
-export interface VerifiedToken {
-  readonly user: User;
-  readonly tokenId: string;
-  readonly expiresAt: Date | null;
+/** A token row with its digest and its user, for verification in `auth/`. */
+export interface TokenRecord extends TokenInfo {
+  readonly digest: string;
+  readonly user: StoredUser;
 }
 
-/** A ticket just issued (the body of `POST /api/auth/ticket`, SPEC §6). */
-export interface CreatedTicket {
-  /** The plaintext ticket, `pct_…`. */
-  readonly ticket: string;
-  /** Seconds until it can no longer be redeemed. */
-  readonly expiresIn: number;
+/** Input of {@link Store.insertTicket}: the digest of a ticket `auth/` generated. */
+export interface NewTicketRow {
+  readonly digest: string;
+  readonly userId: Id;
+  /** The token that asked for the ticket. */
+  readonly tokenId: Id;
+  readonly expiresAt: Date;
 }
 
-/** A redeemed ticket: the user and the token that asked for it. */
-export interface RedeemedTicket {
-  readonly user: User;
-  /** The token the ticket was issued with; revoking it closes the ticket's sockets. */
-  readonly tokenId: string;
-  /** That token's expiry, which the ticket's connection inherits. */
-  readonly expiresAt: Date | null;
-}
+/** What {@link Store.consumeTicketDigest} found. */
+export type TicketConsumption =
+  | { readonly status: 'consumed'; readonly userId: string; readonly tokenId: string }
+  /** Unused, but past its expiry. */
+  | { readonly status: 'expired' }
+  /** Unknown or already consumed (a replay). */
+  | { readonly status: 'unknown' };
 
 /** A MultiChat room (SPEC §7). */
 export interface Room {
@@ -108,15 +104,17 @@ export interface RevocationEvent {
 }
 
 /**
- * Users, tokens, tickets and rooms. See `openStore`.
+ * Rows of users, tokens, tickets and rooms. See `openStore`. The store keeps what it is
+ * given: creating secrets and deciding whether one is valid is `auth/`'s (`Accounts`).
  *
  * @example
  * ```ts
  * const store = openStore('sqlite:./portcullis.db');
  * await store.migrate();
- * const alice = await store.createUser({ username: 'alice', password: 's3cret!' });
- * const { token } = await store.createToken(alice.id, { name: 'laptop' });
- * const { user } = await store.verifyToken(token); // user.username === 'alice'
+ * const accounts = new Accounts(store);
+ * const alice = await accounts.createUser({ username: 'alice', password: 's3cret!' });
+ * const { token } = await accounts.createToken(alice.id, { name: 'laptop' });
+ * const { user } = await accounts.verifyToken(token); // user.username === 'alice'
  * ```
  */
 export interface Store {
@@ -142,42 +140,41 @@ export interface Store {
   close(): Promise<void>;
 
   /**
-   * Creates a user, hashing the password with scrypt.
+   * Inserts a user row. The password hash is made by `auth/` (`Accounts.createUser`).
    * @throws {UsernameTakenError} when the username exists.
    * @throws {RangeError} when the username is empty, too long or has other characters.
    */
-  createUser(input: CreateUserInput): Promise<StoredUser>;
+  insertUser(row: NewUserRow): Promise<StoredUser>;
   getUserById(id: Id): Promise<StoredUser | undefined>;
   getUserByUsername(username: string): Promise<StoredUser | undefined>;
+  /** The user and their password hash, for a login; `undefined` for an unknown username. */
+  findLogin(username: string): Promise<LoginRecord | undefined>;
+  /**
+   * Replaces a user's password hash (`null`: no password login).
+   * @returns false when there is no such user.
+   */
+  setPasswordHash(id: Id, passwordHash: string | null): Promise<boolean>;
   /**
    * Activates or deactivates a user. Deactivating reports the user's live tokens to
    * {@link Store.onRevoke} listeners, since none of them verifies any more.
    * @returns false when there is no such user.
    */
   setUserActive(id: Id, active: boolean): Promise<boolean>;
-  /**
-   * Sets a user's password, hashing it with scrypt; the user's tokens stay valid.
-   * @returns false when there is no such user.
-   */
-  setUserPassword(id: Id, password: string): Promise<boolean>;
-  /**
-   * Checks a username and password. Takes the same time whether or not the user exists.
-   * @returns the user, or `null` for an unknown user, a wrong password, a user without a
-   *   password or an inactive user (indistinguishable on purpose).
-   */
-  authenticatePassword(username: string, password: string): Promise<User | null>;
 
   /**
-   * Creates a token for a user. Only its SHA-256 digest is stored.
-   * @throws {RangeError} when `ttlMs` is not a positive integer or `null`.
+   * Inserts a token row (its digest only).
+   * @throws {RangeError} when the user does not exist or the name is longer than 200.
    */
-  createToken(userId: Id, options?: CreateTokenOptions): Promise<CreatedToken>;
+  insertToken(row: NewTokenRow): Promise<TokenInfo>;
+  /** The token whose digest this is, with its user, revoked or expired ones included. */
+  findTokenByDigest(digest: string): Promise<TokenRecord | undefined>;
+  /** The tokens of these ids that exist, with their users, in one query. */
+  getTokens(ids: readonly Id[]): Promise<readonly TokenRecord[]>;
   /**
-   * Verifies a token and marks it used (at most one write per token per minute).
-   * @throws {AuthenticationError} `ERR_INVALID_CREDENTIALS` (malformed, unknown, inactive
-   *   user), `ERR_TOKEN_EXPIRED` or `ERR_TOKEN_REVOKED`.
+   * Records a use of a token (`last_used_at`), writing at most once a minute per token.
+   * @param lastUsedAt what the caller read (`TokenRecord.lastUsedAt`), to skip a write.
    */
-  verifyToken(token: string): Promise<VerifiedToken>;
+  touchToken(id: Id, lastUsedAt?: Date | null): Promise<void>;
   /**
    * Revokes one token.
    * @returns true when a live token was revoked now, false when unknown or already revoked.
@@ -195,16 +192,16 @@ export interface Store {
    */
   onRevoke(listener: (event: RevocationEvent) => void): () => void;
 
-  /** Issues a single-use ticket for a user and the token that asked for it; it lives 30 s. */
-  createTicket(userId: Id, tokenId: Id): Promise<CreatedTicket>;
   /**
-   * Redeems a ticket. Consumption is one conditional UPDATE, so of any number of
-   * concurrent redemptions exactly one succeeds.
-   * @throws {AuthenticationError} `ERR_INVALID_CREDENTIALS` (malformed, unknown, already
-   *   used, inactive user), `ERR_TOKEN_EXPIRED` (the ticket or its token expired) or
-   *   `ERR_TOKEN_REVOKED` (its token was revoked).
+   * Inserts a ticket row (its digest only).
+   * @throws {RangeError} when the user or token does not exist.
    */
-  consumeTicket(ticket: string): Promise<RedeemedTicket>;
+  insertTicket(row: NewTicketRow): Promise<void>;
+  /**
+   * Marks a ticket consumed. One conditional UPDATE, so of any number of concurrent
+   * consumptions of one digest exactly one reports `consumed`.
+   */
+  consumeTicketDigest(digest: string): Promise<TicketConsumption>;
 
   /**
    * Creates a MultiChat room.

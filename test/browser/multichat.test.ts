@@ -174,8 +174,8 @@ describe('MultiChat page in Chromium', browserSuiteOptions(), () => {
       flags: { port: 0, host: '127.0.0.1' },
     });
     gateway = await startGateway(config, { logger: pino({ level: 'silent' }) });
-    await gateway.store.createUser({ username: 'alice', password: PASSWORDS.alice });
-    await gateway.store.createUser({ username: 'sam', password: PASSWORDS.sam, isStaff: true });
+    await gateway.accounts.createUser({ username: 'alice', password: PASSWORDS.alice });
+    await gateway.accounts.createUser({ username: 'sam', password: PASSWORDS.sam, isStaff: true });
     lobby = await gateway.store.createRoom({ title: 'Lobby' });
     staff = await gateway.store.createRoom({ title: 'Staff', staffOnly: true });
     browser = await launchBrowser();
@@ -347,7 +347,7 @@ describe('MultiChat page in Chromium', browserSuiteOptions(), () => {
     const alice = session('alice');
     const user = await gateway.store.getUserByUsername('alice');
     assert.ok(user);
-    const { token } = await gateway.store.createToken(user.id, { name: 'browser test cookie' });
+    const { token } = await gateway.accounts.createToken(user.id, { name: 'browser test cookie' });
     await alice.context.addCookies([{ name: 'key', value: token, url: gateway.url }]);
     const chatUrl = `${gateway.url.replace(/^http/, 'ws')}/ws/chat/`;
     const probe = `

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { Accounts } from '../../src/auth/accounts.js';
 import { openStore } from '../../src/store/index.js';
 import { connectClient } from '../../src/testing/client.js';
 import type { TestClient } from '../../src/testing/client.js';
@@ -27,8 +28,9 @@ export async function seedChat(databaseUrl: string, usernames: readonly string[]
   });
   const store = openStore(databaseUrl);
   try {
+    const accounts = new Accounts(store);
     for (const username of usernames) {
-      await store.createUser({ username, password: passwordOf(username) });
+      await accounts.createUser({ username, password: passwordOf(username) });
     }
     return await store.createRoom({ title: 'Lobby' });
   } finally {

@@ -2,6 +2,7 @@
  * The `portcullis` command line, run in process through `main()` against a real SQLite
  * file (and Redis for cross-process revocation), plus one spawn of the built bin.
  */
+import { Accounts } from '../../src/auth/accounts.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
@@ -41,6 +42,7 @@ interface RunOptions {
 let dir: string;
 let databaseUrl: string;
 let store: Store;
+let accounts: Accounts;
 
 /** Runs the command in process with a clean environment: only what the test sets. */
 async function run(argv: string[], options: RunOptions = {}): Promise<Result> {
@@ -78,7 +80,8 @@ function tokenId(result: Result): string {
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'portcullis-cli-'));
   databaseUrl = `sqlite:${join(dir, 'x.db')}`;
-  store = openStore(databaseUrl, { passwordParams: { N: 1024, r: 8, p: 1 } });
+  store = openStore(databaseUrl);
+  accounts = new Accounts(store, { passwordParams: { N: 1024, r: 8, p: 1 } });
 });
 
 afterEach(async () => {
@@ -156,7 +159,7 @@ describe('portcullis user create', () => {
     });
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^created staff user "root" \(id \d+\)\n$/);
-    const user = await store.authenticatePassword('root', 'correct horse battery');
+    const user = await accounts.authenticatePassword('root', 'correct horse battery');
     assert.equal(user?.username, 'root');
     assert.equal(user?.isStaff, true);
   });
@@ -170,7 +173,7 @@ describe('portcullis user create', () => {
     ]);
     const result = await run(['user', 'create', 'bob', '--password-stdin'], { stdin });
     assert.equal(result.code, 0, result.stderr);
-    assert.ok(await store.authenticatePassword('bob', 'passwörd'));
+    assert.ok(await accounts.authenticatePassword('bob', 'passwörd'));
   });
 
   it('refuses an empty, short or terminal password in one line', async () => {
@@ -230,8 +233,8 @@ describe('portcullis user password', () => {
       result.stderr,
       /^new password for "alice", shown only once; its tokens stay valid/,
     );
-    assert.equal((await store.authenticatePassword('alice', password))?.username, 'alice');
-    assert.equal(await store.authenticatePassword('alice', 'the first password'), null);
+    assert.equal((await accounts.authenticatePassword('alice', password))?.username, 'alice');
+    assert.equal(await accounts.authenticatePassword('alice', 'the first password'), null);
   });
 
   it('sets the password read from stdin', async () => {
@@ -241,10 +244,10 @@ describe('portcullis user password', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^changed the password of "alice"; its tokens stay valid/);
     assert.equal(
-      (await store.authenticatePassword('alice', 'a second password'))?.username,
+      (await accounts.authenticatePassword('alice', 'a second password'))?.username,
       'alice',
     );
-    assert.equal(await store.authenticatePassword('alice', 'the first password'), null);
+    assert.equal(await accounts.authenticatePassword('alice', 'the first password'), null);
   });
 
   it('refuses an unknown user, a short password and a missing name in one line', async () => {
@@ -259,7 +262,7 @@ describe('portcullis user password', () => {
       /password must be at least 8 characters/,
     );
     assertOneLineFailure(await run(['user', 'password']), 2, /user password needs NAME/);
-    assert.ok(await store.authenticatePassword('alice', 'the first password'));
+    assert.ok(await accounts.authenticatePassword('alice', 'the first password'));
   });
 });
 
@@ -276,7 +279,7 @@ describe('portcullis token create', () => {
       result.stderr,
       /^token \d+ \("laptop"\) for "alice" expires \S+; it is shown only once\n$/,
     );
-    const verified = await store.verifyToken(result.stdout.trim());
+    const verified = await accounts.verifyToken(result.stdout.trim());
     assert.equal(verified.user.username, 'alice');
     assert.equal(verified.tokenId, tokenId(result));
     const [info] = await store.listTokens(verified.user.id);
@@ -292,17 +295,17 @@ describe('portcullis token create', () => {
       env: { TOKEN_TTL: '5d' },
     });
     const after = Date.now();
-    const { expiresAt } = await store.verifyToken(hour.stdout.trim());
+    const { expiresAt } = await accounts.verifyToken(hour.stdout.trim());
     assert.ok(expiresAt !== null);
     assert.ok(expiresAt.getTime() >= before + HOUR && expiresAt.getTime() <= after + HOUR);
 
     const fromEnv = await run(['token', 'create', 'alice'], { env: { TOKEN_TTL: '2h' } });
-    const env = await store.verifyToken(fromEnv.stdout.trim());
+    const env = await accounts.verifyToken(fromEnv.stdout.trim());
     const expiresIn = (env.expiresAt?.getTime() ?? 0) - Date.now();
     assert.ok(Math.abs(expiresIn - 2 * HOUR) < 60_000);
 
     const never = await run(['token', 'create', 'alice', '--ttl', 'none']);
-    assert.equal((await store.verifyToken(never.stdout.trim())).expiresAt, null);
+    assert.equal((await accounts.verifyToken(never.stdout.trim())).expiresAt, null);
     assert.match(never.stderr, /never expires/);
   });
 
@@ -342,7 +345,7 @@ describe('portcullis token revoke', () => {
     assert.equal(revoked.stdout, 'revoked 1 token\n');
     // Without Redis a running gateway cannot be told; the note says what happens instead.
     assert.match(revoked.stderr, /^note: without REDIS_URL, running gateways refuse/);
-    await assert.rejects(store.verifyToken(token), (error: unknown) => {
+    await assert.rejects(accounts.verifyToken(token), (error: unknown) => {
       assert.ok(error instanceof AuthenticationError);
       assert.equal(error.code, 'ERR_TOKEN_REVOKED');
       return true;
@@ -363,7 +366,7 @@ describe('portcullis token revoke', () => {
     const result = await run(['token', 'revoke', '--user', 'alice']);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'revoked 2 tokens of "alice"\n');
-    for (const token of tokens) await assert.rejects(store.verifyToken(token));
+    for (const token of tokens) await assert.rejects(accounts.verifyToken(token));
     const none = await run(['token', 'revoke', '--user', 'alice']);
     assert.deepEqual(none, { code: 0, stdout: 'revoked 0 tokens of "alice"\n', stderr: '' });
     assertOneLineFailure(await run(['token', 'revoke', '--user', 'bob']), 1, /no user named "bob"/);
@@ -452,7 +455,7 @@ describe('portcullis token revoke', () => {
       result.stderr,
       /^portcullis: revoked, but live sockets could not be closed: redis is unavailable[^\n]*; check REDIS_URL\n$/,
     );
-    await assert.rejects(store.verifyToken(created.stdout.trim()));
+    await assert.rejects(accounts.verifyToken(created.stdout.trim()));
   });
 });
 
@@ -634,7 +637,7 @@ describe('portcullis serve', () => {
     const first = await serveDemo();
     const password = /^ {2}alice \(staff\) {2}password: (\S+)$/m.exec(first.stdout)?.[1];
     assert.ok(password !== undefined, first.stdout);
-    assert.ok(await store.authenticatePassword('alice', password));
+    assert.ok(await accounts.authenticatePassword('alice', password));
     const second = await serveDemo();
     assert.doesNotMatch(second.stdout, /password: /);
     assert.match(second.stdout, /New one: npx portcullis user password alice\n/);

@@ -1,5 +1,6 @@
 // The gateway end to end over real HTTP and sockets (SPEC §6-§9): REST, MultiChat,
 // publish API, bench endpoint, health, readiness, metrics, shutdown, failing closed.
+import { Accounts } from '../../src/auth/accounts.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createNetServer, connect as netConnect } from 'node:net';
@@ -78,8 +79,12 @@ describe('gateway (SQLite, in-process layer)', () => {
   before(async () => {
     directory = mkdtempSync(join(tmpdir(), 'portcullis-gateway-'));
     gateway = await startGateway(config(directory), { logger });
-    await gateway.store.createUser({ username: 'alice', password: 'alice-password-1' });
-    await gateway.store.createUser({ username: 'bob', password: 'bob-password-1', isStaff: true });
+    await gateway.accounts.createUser({ username: 'alice', password: 'alice-password-1' });
+    await gateway.accounts.createUser({
+      username: 'bob',
+      password: 'bob-password-1',
+      isStaff: true,
+    });
     lobby = await gateway.store.createRoom({ title: 'Lobby' });
     staffRoom = await gateway.store.createRoom({ title: 'Staff', staffOnly: true });
     alice = await login(gateway, 'alice', 'alice-password-1');
@@ -152,7 +157,7 @@ describe('gateway (SQLite, in-process layer)', () => {
       code: 4401,
       reason: 'authentication required',
     });
-    const carol = await gateway.store.createUser({
+    const carol = await gateway.accounts.createUser({
       username: 'carol',
       password: 'carol-password-1',
     });
@@ -235,7 +240,7 @@ describe('gateway lifecycle', () => {
     const directory = mkdtempSync(join(tmpdir(), 'portcullis-gateway-'));
     const gateway = await startGateway(config(directory), { logger });
     try {
-      await gateway.store.createUser({ username: 'dan', password: 'dan-password-1' });
+      await gateway.accounts.createUser({ username: 'dan', password: 'dan-password-1' });
       const session = await login(gateway, 'dan', 'dan-password-1');
       const sockets = await Promise.all(
         [1, 2, 3].map(() =>
@@ -323,7 +328,7 @@ describe(
       const direct = openStore(schema.url);
       try {
         await direct.migrate();
-        await direct.createUser({ username: 'erin', password: 'erin-password-1' });
+        await new Accounts(direct).createUser({ username: 'erin', password: 'erin-password-1' });
       } finally {
         await direct.close();
       }

@@ -4,6 +4,7 @@
  * terminal's Ctrl-C is SIGINT to every process of the foreground group, which is what
  * `process.kill(-pid, 'SIGINT')` sends to a detached child.
  */
+import { Accounts } from '../../src/auth/accounts.js';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -40,8 +41,9 @@ beforeEach(async () => {
   const store = openStore(databaseUrl);
   try {
     await store.migrate();
-    const user = await store.createUser({ username: 'zed' });
-    token = (await store.createToken(user.id)).token;
+    const accounts = new Accounts(store);
+    const user = await accounts.createUser({ username: 'zed' });
+    token = (await accounts.createToken(user.id)).token;
   } finally {
     await store.close();
   }

@@ -3,6 +3,7 @@
 // across two gateways in this test process, each with its own RedisChannelLayer and
 // RedisPresence over the real Redis (TEST_REDIS_URL, default 127.0.0.1:6379; skipped
 // locally when unreachable, a failure under CI=true). Every wait is bounded.
+import { Accounts } from '../../src/auth/accounts.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -130,9 +131,10 @@ async function startGateway(
 /** The users every suite signs in as, with their tokens. */
 async function createUsers(store: Store): Promise<Map<string, string>> {
   const tokens = new Map<string, string>();
+  const accounts = new Accounts(store);
   for (const username of ['alice', 'bob', 'carol']) {
-    const user = await store.createUser({ username, isStaff: false });
-    tokens.set(username, (await store.createToken(user.id)).token);
+    const user = await accounts.createUser({ username, isStaff: false });
+    tokens.set(username, (await accounts.createToken(user.id)).token);
   }
   return tokens;
 }

@@ -1,5 +1,6 @@
 // The MultiChat protocol of SPEC §7 over real sockets on SQLite, plus the in-process
 // driver for what a socket cannot reach (an anonymous user past connect, layer calls).
+import { Accounts } from '../../src/auth/accounts.js';
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -173,13 +174,14 @@ describe(`MultiChat over real sockets (${sqlite.name})`, () => {
     opened = await sqlite.open();
     store = opened.store;
     rooms = changeableRooms(store);
+    const accounts = new Accounts(store);
     for (const [username, isStaff] of [
       ['alice', false],
       ['bob', false],
       ['sam', true],
     ] as const) {
-      const user = await store.createUser({ username, isStaff });
-      tokens.set(username, (await store.createToken(user.id)).token);
+      const user = await accounts.createUser({ username, isStaff });
+      tokens.set(username, (await accounts.createToken(user.id)).token);
     }
     layer = new RecordingLayer();
     auth = authMiddleware({

@@ -3,6 +3,7 @@
  * `websockets` library Debian ships (python3-websockets, 10.x), so that the README stays
  * true for the version most servers have.
  */
+import { Accounts } from '../../src/auth/accounts.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -54,8 +55,9 @@ describe('README: the Python example', { skip }, () => {
     try {
       await store.migrate();
       assert.equal(await store.createRoom({ title: 'Lobby' }), '1');
-      const carol = await store.createUser({ username: 'carol' });
-      token = (await store.createToken(carol.id)).token;
+      const accounts = new Accounts(store);
+      const carol = await accounts.createUser({ username: 'carol' });
+      token = (await accounts.createToken(carol.id)).token;
     } finally {
       await store.close();
     }

@@ -3,6 +3,7 @@
  * test): the main flow over real HTTP and `fetch`, the rest through `inject`, and one
  * WebSocket on the same server that sees the same user and closes on logout.
  */
+import { Accounts } from '../../src/auth/accounts.js';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
@@ -103,6 +104,7 @@ for (const variant of variants) {
     let tokens: TokenAuthenticator;
     let authenticators: Authenticator[];
     let alice: StoredUser;
+    let accounts: Accounts;
     let logs: string[];
     let revoked: { credentials: string[]; users: string[] };
     const apps: FastifyInstance[] = [];
@@ -121,6 +123,8 @@ for (const variant of variants) {
       await app.register(portcullisRest, {
         store,
         authenticators,
+        passwordParams: FAST_SCRYPT,
+        now: () => clock,
         revoke: {
           credential: async (id) => void revoked.credentials.push(id),
           user: async (id) => void revoked.users.push(id),
@@ -184,10 +188,11 @@ for (const variant of variants) {
     beforeEach(async () => {
       clock = Date.now();
       database = await variant.create();
-      store = openStore(database.url, { passwordParams: FAST_SCRYPT, now: () => clock });
+      store = openStore(database.url, { now: () => clock });
+      accounts = new Accounts(store, { passwordParams: FAST_SCRYPT, now: () => clock });
       await store.migrate();
-      alice = await store.createUser({ username: 'alice', password: PASSWORD });
-      await store.createUser({ username: 'bob', password: PASSWORD, isStaff: true });
+      alice = await accounts.createUser({ username: 'alice', password: PASSWORD });
+      await accounts.createUser({ username: 'bob', password: PASSWORD, isStaff: true });
       tokens = tokenAuthenticator({ store, now: () => clock });
       authenticators = [tokens, jwtAuthenticator({ secret: JWT_SECRET })];
       logs = [];
@@ -254,11 +259,11 @@ for (const variant of variants) {
       secrets.add(ticket);
       assert.match(ticket, /^pct_/);
       assert.equal(expires_in, 30);
-      const redeemed = await store.consumeTicket(ticket);
+      const redeemed = await accounts.consumeTicket(ticket);
       assert.equal(redeemed.user.id, alice.id);
       const [listed] = await store.listTokens(alice.id);
       assert.equal(redeemed.tokenId, listed?.id);
-      await assert.rejects(store.consumeTicket(ticket), AuthenticationError, 'single use');
+      await assert.rejects(accounts.consumeTicket(ticket), AuthenticationError, 'single use');
 
       const logout = await fetch(`${base}/api/auth/logout`, {
         method: 'POST',
@@ -516,13 +521,13 @@ for (const variant of variants) {
           assert.deepEqual(json(response), { detail: 'Invalid token.' }, authorization);
         }
 
-        const short = await store.createToken(alice.id, { ttlMs: 60_000 });
+        const short = await accounts.createToken(alice.id, { ttlMs: 60_000 });
         secrets.add(short.token);
         assert.equal((await me(`Token ${short.token}`)).statusCode, 200);
         clock += 60_000;
         assert.deepEqual(json(await me(`Token ${short.token}`)), { detail: 'Token has expired.' });
 
-        const other = await store.createToken(alice.id);
+        const other = await accounts.createToken(alice.id);
         secrets.add(other.token);
         assert.equal((await me(`Bearer ${other.token}`)).statusCode, 200);
         await store.revokeToken(other.id);
@@ -588,15 +593,15 @@ for (const variant of variants) {
           headers: { authorization: `Bearer ${ticket}` },
         });
         assert.equal(response.statusCode, 401);
-        assert.equal((await store.consumeTicket(ticket)).user.id, alice.id);
+        assert.equal((await accounts.consumeTicket(ticket)).user.id, alice.id);
       });
 
       it('refuses tickets even when the chain has a ticket authenticator', async () => {
         authenticators = [ticketAuthenticator({ store }), ...authenticators];
         const app = await buildApp();
-        const { ticket } = await store.createTicket(
+        const { ticket } = await accounts.createTicket(
           alice.id,
-          (await store.createToken(alice.id)).id,
+          (await accounts.createToken(alice.id)).id,
         );
         secrets.add(ticket);
         const response = await app.inject({
@@ -604,7 +609,7 @@ for (const variant of variants) {
           headers: { authorization: `Bearer ${ticket}` },
         });
         assert.equal(response.statusCode, 401);
-        assert.equal((await store.consumeTicket(ticket)).user.id, alice.id);
+        assert.equal((await accounts.consumeTicket(ticket)).user.id, alice.id);
       });
 
       it('authenticates a JWT as the user of its claims, without tickets or logout', async () => {
@@ -780,7 +785,7 @@ for (const variant of variants) {
       });
 
       it('fails closed with 503 when the database is down', async () => {
-        const down = openStore(variant.unreachableUrl, { passwordParams: FAST_SCRYPT });
+        const down = openStore(variant.unreachableUrl);
         cleanups.push(() => down.close());
         const downTokens = tokenAuthenticator({ store: down });
         cleanups.push(async () => downTokens.close());
@@ -788,7 +793,11 @@ for (const variant of variants) {
           logger: { ...restLoggerOptions('debug'), stream: { write: (line) => logs.push(line) } },
         });
         apps.push(app);
-        await app.register(portcullisRest, { store: down, authenticators: [downTokens] });
+        await app.register(portcullisRest, {
+          store: down,
+          authenticators: [downTokens],
+          passwordParams: FAST_SCRYPT,
+        });
         app.get('/public', async () => ({ ok: true }));
         let response = await app.inject({
           method: 'POST',

@@ -1,5 +1,6 @@
 // Two real gateway processes over the machine's PostgreSQL and a Redis of the test's own
 // (so that it can be stopped and restarted without disturbing other suites).
+import { Accounts } from '../../src/auth/accounts.js';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
@@ -39,7 +40,7 @@ describe('scale-out: two gateway processes over Redis and PostgreSQL', suiteOpti
     const store = openStore(schema.url);
     await store.migrate();
     for (const username of ['alice', 'bob', 'carol', 'dave', 'erin']) {
-      await store.createUser({ username, password: `${username}-password-1` });
+      await new Accounts(store).createUser({ username, password: `${username}-password-1` });
     }
     room = await store.createRoom({ title: 'Lobby' });
     await store.close();

@@ -2,6 +2,7 @@
  * One store suite, run over SQLite (a real temporary file) and PostgreSQL (a fresh schema
  * per test). Time comes from a fake clock; nothing sleeps.
  */
+import { Accounts, type AccountsOptions } from '../../src/auth/accounts.js';
 import assert from 'node:assert/strict';
 import Sqlite from 'better-sqlite3';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -42,13 +43,17 @@ for (const variant of variants) {
     let database: TestDatabase;
     let store: Store;
     let clock: number;
+    let accounts: Accounts;
     const open = (options: StoreOptions = {}): Store =>
-      openStore(database.url, { now: () => clock, passwordParams: FAST_SCRYPT, ...options });
+      openStore(database.url, { now: () => clock, ...options });
+    const accountsOf = (rows: Store, options: AccountsOptions = {}): Accounts =>
+      new Accounts(rows, { now: () => clock, passwordParams: FAST_SCRYPT, ...options });
 
     beforeEach(async () => {
       clock = Date.UTC(2030, 0, 1);
       database = await variant.create();
       store = open();
+      accounts = accountsOf(store);
       await store.migrate();
     });
 
@@ -76,7 +81,7 @@ for (const variant of variants) {
       it('checks the schema without changing it: missing until migrated', async () => {
         // On PostgreSQL, the store of beforeEach left its migration table in another schema.
         const fresh = await variant.create();
-        const unmigrated = openStore(fresh.url, { passwordParams: FAST_SCRYPT });
+        const unmigrated = openStore(fresh.url);
         const missing = (error: unknown): boolean => {
           assert.ok(error instanceof SchemaOutdatedError, String(error));
           assert.equal(error.code, 'ERR_SCHEMA_OUTDATED');
@@ -98,8 +103,12 @@ for (const variant of variants) {
 
     describe('users', () => {
       it('creates and finds users', async () => {
-        const alice = await store.createUser({ username: 'alice', password: 'pw', isStaff: true });
-        const bob = await store.createUser({ username: 'bob' });
+        const alice = await accounts.createUser({
+          username: 'alice',
+          password: 'pw',
+          isStaff: true,
+        });
+        const bob = await accounts.createUser({ username: 'bob' });
         assert.match(alice.id, /^[1-9][0-9]*$/);
         assert.notEqual(alice.id, bob.id);
         assert.deepEqual(alice, {
@@ -122,8 +131,8 @@ for (const variant of variants) {
       });
 
       it('refuses a duplicate username with a coded error', async () => {
-        await store.createUser({ username: 'alice' });
-        await assert.rejects(store.createUser({ username: 'alice', password: 'x' }), (error) => {
+        await accounts.createUser({ username: 'alice' });
+        await assert.rejects(accounts.createUser({ username: 'alice', password: 'x' }), (error) => {
           assert.ok(error instanceof UsernameTakenError);
           assert.equal(error.code, 'ERR_USERNAME_TAKEN');
           assert.equal(error.message, 'username "alice" is already taken');
@@ -133,26 +142,26 @@ for (const variant of variants) {
 
       it('refuses invalid usernames', async () => {
         for (const bad of ['', 'a b', 'x'.repeat(151), 'semi;colon', 'new\nline']) {
-          await assert.rejects(store.createUser({ username: bad }), RangeError, bad);
+          await assert.rejects(accounts.createUser({ username: bad }), RangeError, bad);
         }
         assert.equal(
-          (await store.createUser({ username: 'zoë.o+1@x_y-z' })).username,
+          (await accounts.createUser({ username: 'zoë.o+1@x_y-z' })).username,
           'zoë.o+1@x_y-z',
         );
       });
 
       it('authenticates passwords', async () => {
-        const alice = await store.createUser({ username: 'alice', password: 'correct horse' });
-        await store.createUser({ username: 'tokens-only' });
-        assert.deepEqual(await store.authenticatePassword('alice', 'correct horse'), {
+        const alice = await accounts.createUser({ username: 'alice', password: 'correct horse' });
+        await accounts.createUser({ username: 'tokens-only' });
+        assert.deepEqual(await accounts.authenticatePassword('alice', 'correct horse'), {
           id: alice.id,
           username: 'alice',
           isStaff: false,
           isAnonymous: false,
         });
-        assert.equal(await store.authenticatePassword('alice', 'wrong'), null);
-        assert.equal(await store.authenticatePassword('nobody', 'correct horse'), null);
-        assert.equal(await store.authenticatePassword('tokens-only', ''), null);
+        assert.equal(await accounts.authenticatePassword('alice', 'wrong'), null);
+        assert.equal(await accounts.authenticatePassword('nobody', 'correct horse'), null);
+        assert.equal(await accounts.authenticatePassword('tokens-only', ''), null);
         const [row] = await database.rows(
           `select password_hash from users where username = 'alice'`,
         );
@@ -160,28 +169,28 @@ for (const variant of variants) {
       });
 
       it('refuses passwords and tokens of an inactive user', async () => {
-        const alice = await store.createUser({ username: 'alice', password: 'pw' });
-        const { token, id } = await store.createToken(alice.id);
+        const alice = await accounts.createUser({ username: 'alice', password: 'pw' });
+        const { token, id } = await accounts.createToken(alice.id);
         const events: RevocationEvent[] = [];
         store.onRevoke((event) => events.push(event));
         assert.equal(await store.setUserActive(alice.id, false), true);
         assert.deepEqual(events, [{ userId: alice.id, tokenIds: [id] }]);
         assert.equal((await store.getUserById(alice.id))?.isActive, false);
-        assert.equal(await store.authenticatePassword('alice', 'pw'), null);
-        await rejectsWith(store.verifyToken(token), 'ERR_INVALID_CREDENTIALS');
+        assert.equal(await accounts.authenticatePassword('alice', 'pw'), null);
+        await rejectsWith(accounts.verifyToken(token), 'ERR_INVALID_CREDENTIALS');
         assert.equal(await store.setUserActive(alice.id, true), true);
-        assert.equal((await store.verifyToken(token)).user.id, alice.id);
+        assert.equal((await accounts.verifyToken(token)).user.id, alice.id);
         assert.equal(await store.setUserActive('424242', false), false);
       });
     });
 
     describe('tokens', () => {
       it('creates a token that verifies, storing only its digest', async () => {
-        const alice = await store.createUser({ username: 'alice' });
-        const created = await store.createToken(alice.id, { name: 'laptop' });
+        const alice = await accounts.createUser({ username: 'alice' });
+        const created = await accounts.createToken(alice.id, { name: 'laptop' });
         assert.match(created.token, /^pcu_[0-9A-Za-z]{38}$/);
         assert.deepEqual(created.expiresAt, new Date(clock + 30 * DAY));
-        assert.deepEqual(await store.verifyToken(created.token), {
+        assert.deepEqual(await accounts.verifyToken(created.token), {
           user: { id: alice.id, username: 'alice', isStaff: false, isAnonymous: false },
           tokenId: created.id,
           expiresAt: created.expiresAt,
@@ -204,60 +213,59 @@ for (const variant of variants) {
       });
 
       it('rejects malformed, mistyped and unknown tokens as invalid credentials', async () => {
-        const alice = await store.createUser({ username: 'alice' });
-        const { token } = await store.createToken(alice.id);
+        const alice = await accounts.createUser({ username: 'alice' });
+        const { token } = await accounts.createToken(alice.id);
         const typo = token.slice(0, 10) + (token[10] === 'a' ? 'b' : 'a') + token.slice(11);
         for (const bad of ['', 'pcu_', 'Token abc', typo, generateToken(), generateTicket()]) {
-          await rejectsWith(store.verifyToken(bad), 'ERR_INVALID_CREDENTIALS');
+          await rejectsWith(accounts.verifyToken(bad), 'ERR_INVALID_CREDENTIALS');
         }
       });
 
       it('expires tokens on the injected clock', async () => {
-        const alice = await store.createUser({ username: 'alice' });
-        const short = await store.createToken(alice.id, { ttlMs: 1_000 });
-        const forever = await store.createToken(alice.id, { ttlMs: null });
+        const alice = await accounts.createUser({ username: 'alice' });
+        const short = await accounts.createToken(alice.id, { ttlMs: 1_000 });
+        const forever = await accounts.createToken(alice.id, { ttlMs: null });
         assert.equal(forever.expiresAt, null);
         clock += 999;
-        await store.verifyToken(short.token);
+        await accounts.verifyToken(short.token);
         clock += 1;
-        await rejectsWith(store.verifyToken(short.token), 'ERR_TOKEN_EXPIRED');
+        await rejectsWith(accounts.verifyToken(short.token), 'ERR_TOKEN_EXPIRED');
         clock += 10 * 365 * DAY;
-        assert.equal((await store.verifyToken(forever.token)).expiresAt, null);
+        assert.equal((await accounts.verifyToken(forever.token)).expiresAt, null);
       });
 
       it('uses the configured default lifetime', async () => {
-        const alice = await store.createUser({ username: 'alice' });
-        const hourly = open({ tokenTtlMs: 60 * MINUTE });
-        const never = open({ tokenTtlMs: null });
-        try {
-          const a = await hourly.createToken(alice.id);
-          assert.deepEqual(a.expiresAt, new Date(clock + 60 * MINUTE));
-          assert.equal((await never.createToken(alice.id)).expiresAt, null);
-          clock += 60 * MINUTE;
-          await rejectsWith(store.verifyToken(a.token), 'ERR_TOKEN_EXPIRED');
-        } finally {
-          await hourly.close();
-          await never.close();
-        }
+        const alice = await accounts.createUser({ username: 'alice' });
+        const hourly = accountsOf(store, { tokenTtlMs: 60 * MINUTE });
+        const never = accountsOf(store, { tokenTtlMs: null });
+        const a = await hourly.createToken(alice.id);
+        assert.deepEqual(a.expiresAt, new Date(clock + 60 * MINUTE));
+        assert.equal((await never.createToken(alice.id)).expiresAt, null);
+        clock += 60 * MINUTE;
+        await rejectsWith(accounts.verifyToken(a.token), 'ERR_TOKEN_EXPIRED');
       });
 
       it('refuses invalid lifetimes and unknown users', async () => {
-        const alice = await store.createUser({ username: 'alice' });
+        const alice = await accounts.createUser({ username: 'alice' });
         for (const ttlMs of [0, -1, 1.5, Number.NaN, Infinity]) {
-          await assert.rejects(store.createToken(alice.id, { ttlMs }), RangeError, String(ttlMs));
+          await assert.rejects(
+            accounts.createToken(alice.id, { ttlMs }),
+            RangeError,
+            String(ttlMs),
+          );
         }
-        await assert.rejects(store.createToken('424242'), {
+        await assert.rejects(accounts.createToken('424242'), {
           name: 'RangeError',
           message: 'no user with id 424242',
         });
-        await assert.rejects(store.createToken('nope'), RangeError);
-        assert.throws(() => openStore('sqlite::memory:', { tokenTtlMs: 0 }), RangeError);
+        await assert.rejects(accounts.createToken('nope'), RangeError);
+        assert.throws(() => accountsOf(store, { tokenTtlMs: 0 }), RangeError);
       });
 
       it('revokes one token at once', async () => {
-        const alice = await store.createUser({ username: 'alice' });
-        const a = await store.createToken(alice.id);
-        const b = await store.createToken(alice.id);
+        const alice = await accounts.createUser({ username: 'alice' });
+        const a = await accounts.createToken(alice.id);
+        const b = await accounts.createToken(alice.id);
         const events: RevocationEvent[] = [];
         const unsubscribe = store.onRevoke((event) => events.push(event));
         clock += MINUTE;
@@ -265,8 +273,8 @@ for (const variant of variants) {
         assert.equal(await store.revokeToken(a.id), false);
         assert.equal(await store.revokeToken('424242'), false);
         assert.equal(await store.revokeToken('junk'), false);
-        await rejectsWith(store.verifyToken(a.token), 'ERR_TOKEN_REVOKED');
-        await store.verifyToken(b.token);
+        await rejectsWith(accounts.verifyToken(a.token), 'ERR_TOKEN_REVOKED');
+        await accounts.verifyToken(b.token);
         assert.deepEqual(events, [{ userId: alice.id, tokenIds: [a.id] }]);
         const listed = await store.listTokens(alice.id);
         assert.deepEqual(
@@ -282,21 +290,21 @@ for (const variant of variants) {
       });
 
       it('revokes every token of a user and no one else', async () => {
-        const alice = await store.createUser({ username: 'alice' });
-        const bob = await store.createUser({ username: 'bob' });
-        const a1 = await store.createToken(alice.id);
-        const a2 = await store.createToken(alice.id);
-        const a3 = await store.createToken(alice.id);
-        const b1 = await store.createToken(bob.id);
+        const alice = await accounts.createUser({ username: 'alice' });
+        const bob = await accounts.createUser({ username: 'bob' });
+        const a1 = await accounts.createToken(alice.id);
+        const a2 = await accounts.createToken(alice.id);
+        const a3 = await accounts.createToken(alice.id);
+        const b1 = await accounts.createToken(bob.id);
         await store.revokeToken(a3.id);
         const events: RevocationEvent[] = [];
         store.onRevoke((event) => events.push(event));
         assert.deepEqual(await store.revokeUserTokens(alice.id), [a1.id, a2.id]);
         assert.deepEqual(events, [{ userId: alice.id, tokenIds: [a1.id, a2.id] }]);
         assert.deepEqual(await store.revokeUserTokens(alice.id), []);
-        await rejectsWith(store.verifyToken(a1.token), 'ERR_TOKEN_REVOKED');
-        await rejectsWith(store.verifyToken(a2.token), 'ERR_TOKEN_REVOKED');
-        assert.equal((await store.verifyToken(b1.token)).user.username, 'bob');
+        await rejectsWith(accounts.verifyToken(a1.token), 'ERR_TOKEN_REVOKED');
+        await rejectsWith(accounts.verifyToken(a2.token), 'ERR_TOKEN_REVOKED');
+        assert.equal((await accounts.verifyToken(b1.token)).user.username, 'bob');
       });
 
       it('writes last_used_at at most once a minute', async () => {
@@ -306,29 +314,31 @@ for (const variant of variants) {
             if (/^update "tokens" set "last_used_at"/.test(sql)) writes++;
           },
         });
-        const alice = await store.createUser({ username: 'alice' });
-        const { token } = await store.createToken(alice.id);
+        const alice = await accounts.createUser({ username: 'alice' });
+        const { token } = await accounts.createToken(alice.id);
         const start = clock;
         const lastUsed = async (): Promise<Date | null | undefined> =>
           (await store.listTokens(alice.id))[0]?.lastUsedAt;
         try {
           assert.equal(await lastUsed(), null);
-          await counted.verifyToken(token);
+          await accountsOf(counted).verifyToken(token);
           assert.deepEqual(await lastUsed(), new Date(start));
-          await Promise.all(Array.from({ length: 10 }, () => counted.verifyToken(token)));
+          await Promise.all(
+            Array.from({ length: 10 }, () => accountsOf(counted).verifyToken(token)),
+          );
           clock += 30_000;
-          await counted.verifyToken(token);
+          await accountsOf(counted).verifyToken(token);
           clock += 29_999;
-          await counted.verifyToken(token);
+          await accountsOf(counted).verifyToken(token);
           assert.deepEqual(await lastUsed(), new Date(start));
           assert.equal(writes, 1);
           clock += 1;
-          await counted.verifyToken(token);
+          await accountsOf(counted).verifyToken(token);
           assert.deepEqual(await lastUsed(), new Date(start + MINUTE));
           assert.equal(writes, 2);
           // Another process (store) sees the recent write in the row and does not repeat it.
           clock += 1_000;
-          await store.verifyToken(token);
+          await accounts.verifyToken(token);
           assert.deepEqual(await lastUsed(), new Date(start + MINUTE));
         } finally {
           await counted.close();
@@ -343,9 +353,11 @@ for (const variant of variants) {
           },
         });
         try {
-          const alice = await counted.createUser({ username: 'alice' });
-          const { token } = await counted.createToken(alice.id);
-          await Promise.all(Array.from({ length: 20 }, () => counted.verifyToken(token)));
+          const alice = await accountsOf(counted).createUser({ username: 'alice' });
+          const { token } = await accountsOf(counted).createToken(alice.id);
+          await Promise.all(
+            Array.from({ length: 20 }, () => accountsOf(counted).verifyToken(token)),
+          );
           assert.equal(writes, 1);
         } finally {
           await counted.close();
@@ -355,31 +367,31 @@ for (const variant of variants) {
 
     describe('tickets', () => {
       async function setup() {
-        const alice = await store.createUser({ username: 'alice', isStaff: true });
-        const token = await store.createToken(alice.id, { ttlMs: DAY });
+        const alice = await accounts.createUser({ username: 'alice', isStaff: true });
+        const token = await accounts.createToken(alice.id, { ttlMs: DAY });
         return { alice, token };
       }
 
       it('are redeemed once, for the user and token that asked', async () => {
         const { alice, token } = await setup();
-        const { ticket, expiresIn } = await store.createTicket(alice.id, token.id);
+        const { ticket, expiresIn } = await accounts.createTicket(alice.id, token.id);
         assert.match(ticket, /^pct_[0-9A-Za-z]{38}$/);
         assert.equal(expiresIn, 30);
-        assert.deepEqual(await store.consumeTicket(ticket), {
+        assert.deepEqual(await accounts.consumeTicket(ticket), {
           user: { id: alice.id, username: 'alice', isStaff: true, isAnonymous: false },
           tokenId: token.id,
           expiresAt: token.expiresAt,
         });
-        await rejectsWith(store.consumeTicket(ticket), 'ERR_INVALID_CREDENTIALS');
+        await rejectsWith(accounts.consumeTicket(ticket), 'ERR_INVALID_CREDENTIALS');
         const rows = await database.rows('select digest from tickets');
         assert.deepEqual(rows, [{ digest: digestToken(ticket) }]);
       });
 
       it('admit exactly one of 50 parallel redemptions', async () => {
         const { alice, token } = await setup();
-        const { ticket } = await store.createTicket(alice.id, token.id);
+        const { ticket } = await accounts.createTicket(alice.id, token.id);
         const results = await Promise.allSettled(
-          Array.from({ length: 50 }, () => store.consumeTicket(ticket)),
+          Array.from({ length: 50 }, () => accounts.consumeTicket(ticket)),
         );
         const fulfilled = results.filter((r) => r.status === 'fulfilled');
         assert.equal(fulfilled.length, 1);
@@ -393,46 +405,46 @@ for (const variant of variants) {
 
       it('expire after 30 s', async () => {
         const { alice, token } = await setup();
-        const early = await store.createTicket(alice.id, token.id);
-        const late = await store.createTicket(alice.id, token.id);
+        const early = await accounts.createTicket(alice.id, token.id);
+        const late = await accounts.createTicket(alice.id, token.id);
         clock += 29_999;
-        await store.consumeTicket(early.ticket);
+        await accounts.consumeTicket(early.ticket);
         clock += 1;
-        await rejectsWith(store.consumeTicket(late.ticket), 'ERR_TOKEN_EXPIRED');
+        await rejectsWith(accounts.consumeTicket(late.ticket), 'ERR_TOKEN_EXPIRED');
         // Still expired, and not resurrected by the failed attempt.
-        await rejectsWith(store.consumeTicket(late.ticket), 'ERR_TOKEN_EXPIRED');
+        await rejectsWith(accounts.consumeTicket(late.ticket), 'ERR_TOKEN_EXPIRED');
       });
 
       it('die with the token that asked for them', async () => {
         const { alice, token } = await setup();
-        const { ticket } = await store.createTicket(alice.id, token.id);
+        const { ticket } = await accounts.createTicket(alice.id, token.id);
         await store.revokeToken(token.id);
-        await rejectsWith(store.consumeTicket(ticket), 'ERR_TOKEN_REVOKED');
+        await rejectsWith(accounts.consumeTicket(ticket), 'ERR_TOKEN_REVOKED');
       });
 
       it('expire with the token that asked for them', async () => {
-        const alice = await store.createUser({ username: 'alice' });
-        const token = await store.createToken(alice.id, { ttlMs: 10_000 });
-        const { ticket } = await store.createTicket(alice.id, token.id);
+        const alice = await accounts.createUser({ username: 'alice' });
+        const token = await accounts.createToken(alice.id, { ttlMs: 10_000 });
+        const { ticket } = await accounts.createTicket(alice.id, token.id);
         clock += 10_000;
-        await rejectsWith(store.consumeTicket(ticket), 'ERR_TOKEN_EXPIRED');
+        await rejectsWith(accounts.consumeTicket(ticket), 'ERR_TOKEN_EXPIRED');
       });
 
       it('reject malformed and unknown tickets', async () => {
         const { alice, token } = await setup();
-        const { ticket } = await store.createTicket(alice.id, token.id);
+        const { ticket } = await accounts.createTicket(alice.id, token.id);
         const typo = ticket.slice(0, 8) + (ticket[8] === 'a' ? 'b' : 'a') + ticket.slice(9);
         for (const bad of ['', 'pct_x', typo, generateTicket(), generateToken()]) {
-          await rejectsWith(store.consumeTicket(bad), 'ERR_INVALID_CREDENTIALS');
+          await rejectsWith(accounts.consumeTicket(bad), 'ERR_INVALID_CREDENTIALS');
         }
-        await store.consumeTicket(ticket);
+        await accounts.consumeTicket(ticket);
       });
 
       it('purge expired tickets as new ones are issued', async () => {
         const { alice, token } = await setup();
-        await store.createTicket(alice.id, token.id);
+        await accounts.createTicket(alice.id, token.id);
         clock += 2 * MINUTE;
-        await store.createTicket(alice.id, token.id);
+        await accounts.createTicket(alice.id, token.id);
         assert.equal((await database.rows('select digest from tickets')).length, 1);
       });
     });
@@ -461,7 +473,7 @@ for (const variant of variants) {
 
     describe('failures', () => {
       it('reports an unreachable database as ServiceUnavailableError', async () => {
-        const down = openStore(variant.unreachableUrl, { passwordParams: FAST_SCRYPT });
+        const down = openStore(variant.unreachableUrl);
         try {
           const unavailable = (error: unknown): boolean => {
             assert.ok(error instanceof ServiceUnavailableError, String(error));
@@ -472,23 +484,23 @@ for (const variant of variants) {
           };
           await assert.rejects(down.ping(), unavailable);
           await assert.rejects(down.migrate(), unavailable);
-          await assert.rejects(down.verifyToken(generateToken()), unavailable);
-          await assert.rejects(down.consumeTicket(generateTicket()), unavailable);
-          await assert.rejects(down.authenticatePassword('alice', 'pw'), unavailable);
-          await assert.rejects(down.createUser({ username: 'alice' }), unavailable);
+          await assert.rejects(accountsOf(down).verifyToken(generateToken()), unavailable);
+          await assert.rejects(accountsOf(down).consumeTicket(generateTicket()), unavailable);
+          await assert.rejects(accountsOf(down).authenticatePassword('alice', 'pw'), unavailable);
+          await assert.rejects(accountsOf(down).createUser({ username: 'alice' }), unavailable);
           // Malformed credentials are still refused without the database.
-          await rejectsWith(down.verifyToken('pcu_nope'), 'ERR_INVALID_CREDENTIALS');
+          await rejectsWith(accountsOf(down).verifyToken('pcu_nope'), 'ERR_INVALID_CREDENTIALS');
         } finally {
           await down.close();
         }
       });
 
       it('fails closed after close()', async () => {
-        const alice = await store.createUser({ username: 'alice' });
-        const { token } = await store.createToken(alice.id);
+        const alice = await accounts.createUser({ username: 'alice' });
+        const { token } = await accounts.createToken(alice.id);
         await store.close();
         await store.close();
-        await assert.rejects(store.verifyToken(token), ServiceUnavailableError);
+        await assert.rejects(accounts.verifyToken(token), ServiceUnavailableError);
         await assert.rejects(store.ping(), ServiceUnavailableError);
       });
     });
@@ -538,10 +550,12 @@ describe('DATABASE_URL', () => {
   });
 
   it('opens an in-memory SQLite database', async () => {
-    const store = openStore('sqlite::memory:', { passwordParams: FAST_SCRYPT });
+    const store = openStore('sqlite::memory:');
     try {
       await store.migrate();
-      const user = await store.createUser({ username: 'memo' });
+      const user = await new Accounts(store, { passwordParams: FAST_SCRYPT }).createUser({
+        username: 'memo',
+      });
       assert.equal((await store.getUserById(user.id))?.username, 'memo');
     } finally {
       await store.close();
@@ -559,13 +573,13 @@ describe('PostgreSQL schemas side by side', await serviceSuiteOptions('postgres'
     t.after(() => first.drop());
     const second = await createPostgresSchema(base);
     t.after(() => second.drop());
-    const neighbour = openStore(first.url, { passwordParams: FAST_SCRYPT });
+    const neighbour = openStore(first.url);
     t.after(() => neighbour.close());
     await neighbour.migrate();
-    const store = openStore(second.url, { passwordParams: FAST_SCRYPT });
+    const store = openStore(second.url);
     t.after(() => store.close());
     assert.ok((await store.migrate()).length > 0);
-    await store.createUser({ username: 'beside' });
+    await store.insertUser({ username: 'beside', passwordHash: null });
     assert.equal(await neighbour.getUserByUsername('beside'), undefined);
   });
 
@@ -581,7 +595,7 @@ describe('PostgreSQL schemas side by side', await serviceSuiteOptions('postgres'
     });
     for (let round = 0; round < 12; round += 1) {
       const schema = await createPostgresSchema(base);
-      const store = openStore(schema.url, { passwordParams: FAST_SCRYPT });
+      const store = openStore(schema.url);
       try {
         assert.ok((await store.migrate()).length > 0);
       } finally {

@@ -2,6 +2,7 @@
  * The token and ticket authenticators over a real SQLite store, with the database
  * queries counted through the store's `onQuery` hook to prove what the cache saves.
  */
+import { Accounts } from '../../src/auth/accounts.js';
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import {
@@ -15,12 +16,7 @@ import type { AuthContext } from '../../src/auth/authenticator.js';
 import { generateTicket } from '../../src/auth/tickets.js';
 import { generateToken } from '../../src/auth/tokens.js';
 import { AuthenticationError, ServiceUnavailableError } from '../../src/errors.js';
-import {
-  openStore,
-  type Store,
-  type StoredUser,
-  type VerifiedToken,
-} from '../../src/store/index.js';
+import { openStore, type Store, type StoredUser, type TokenRecord } from '../../src/store/index.js';
 
 const HEADER: AuthContext = { transport: 'header' };
 const TICKET: AuthContext = { transport: 'ticket' };
@@ -38,6 +34,7 @@ describe('tokenAuthenticator', () => {
   let clock: number;
   let queries: number;
   let alice: StoredUser;
+  let accounts: Accounts;
   let auth: TokenAuthenticator | undefined;
 
   beforeEach(async () => {
@@ -45,11 +42,11 @@ describe('tokenAuthenticator', () => {
     queries = 0;
     store = openStore('sqlite::memory:', {
       now: () => clock,
-      passwordParams: { N: 1024, r: 8, p: 1 },
       onQuery: () => queries++,
     });
+    accounts = new Accounts(store, { now: () => clock });
     await store.migrate();
-    alice = await store.createUser({ username: 'alice' });
+    alice = await accounts.createUser({ username: 'alice' });
   });
 
   afterEach(async () => {
@@ -81,7 +78,7 @@ describe('tokenAuthenticator', () => {
 
   it('accepts a valid token, with its id as credentialId and its expiry', async () => {
     const tokens = make();
-    const created = await store.createToken(alice.id, { ttlMs: 60_000 });
+    const created = await accounts.createToken(alice.id, { ttlMs: 60_000 });
     assert.deepEqual(await tokens.authenticate(created.token, HEADER), {
       user: { id: alice.id, username: 'alice', isStaff: false, isAnonymous: false },
       credentialId: created.id,
@@ -93,13 +90,14 @@ describe('tokenAuthenticator', () => {
     let calls = 0;
     const tokens = tokenAuthenticator({
       store: {
-        verifyToken: (t) => {
+        findTokenByDigest: (digest) => {
           calls++;
-          return store.verifyToken(t);
+          return store.findTokenByDigest(digest);
         },
+        touchToken: (id, lastUsedAt) => store.touchToken(id, lastUsedAt),
       },
     });
-    const { token } = await store.createToken(alice.id);
+    const { token } = await accounts.createToken(alice.id);
     const typo = token.slice(0, 20) + (token[20] === 'x' ? 'y' : 'x') + token.slice(21);
     const count = await queriesDuring(async () => {
       for (const bad of ['pcu_', 'pcu_short', typo, `${token}x`]) {
@@ -113,8 +111,8 @@ describe('tokenAuthenticator', () => {
   it('refuses unknown, expired and revoked tokens', async () => {
     const tokens = make();
     await rejectsWith(tokens.authenticate(generateToken(), HEADER), 'ERR_INVALID_CREDENTIALS');
-    const short = await store.createToken(alice.id, { ttlMs: 1_000 });
-    const revoked = await store.createToken(alice.id);
+    const short = await accounts.createToken(alice.id, { ttlMs: 1_000 });
+    const revoked = await accounts.createToken(alice.id);
     await store.revokeToken(revoked.id);
     clock += 1_000;
     await rejectsWith(tokens.authenticate(short.token, HEADER), 'ERR_TOKEN_EXPIRED');
@@ -123,7 +121,7 @@ describe('tokenAuthenticator', () => {
 
   it('serves repeat handshakes from the cache, without a query', async () => {
     const tokens = make();
-    const { token, id } = await store.createToken(alice.id);
+    const { token, id } = await accounts.createToken(alice.id);
     assert.ok((await queriesDuring(() => tokens.authenticate(token, HEADER))) > 0);
     const repeat = await queriesDuring(async () => {
       for (let i = 0; i < 100; i++) {
@@ -136,7 +134,7 @@ describe('tokenAuthenticator', () => {
 
   it('answers peek() from memory only: declined, cached, or ask authenticate()', async () => {
     const tokens = make();
-    const { token, id } = await store.createToken(alice.id);
+    const { token, id } = await accounts.createToken(alice.id);
     assert.equal(tokens.peek('Bearer-ish', HEADER), DECLINED);
     assert.throws(() => tokens.peek(`${token.slice(0, -1)}x`, HEADER), AuthenticationError);
     assert.equal(
@@ -154,7 +152,7 @@ describe('tokenAuthenticator', () => {
 
   it('keeps serving cached tokens while the database is down, until the entry expires', async () => {
     const tokens = make({ cacheTtlMs: 5_000 });
-    const { token } = await store.createToken(alice.id);
+    const { token } = await accounts.createToken(alice.id);
     await tokens.authenticate(token, HEADER);
     await store.close();
     clock += 4_999;
@@ -165,14 +163,15 @@ describe('tokenAuthenticator', () => {
 
   it('shares one verification among concurrent handshakes', async () => {
     const tokens = make();
-    const { token } = await store.createToken(alice.id);
+    const { token } = await accounts.createToken(alice.id);
     let calls = 0;
     const counting = tokenAuthenticator({
       store: {
-        verifyToken: (t: string) => {
+        findTokenByDigest: (digest: string) => {
           calls++;
-          return store.verifyToken(t);
+          return store.findTokenByDigest(digest);
         },
+        touchToken: (id, lastUsedAt) => store.touchToken(id, lastUsedAt),
       },
     });
     const results = await Promise.all(
@@ -186,7 +185,7 @@ describe('tokenAuthenticator', () => {
 
   it('never caches past the token expiry', async () => {
     const tokens = make({ cacheTtlMs: 5_000 });
-    const { token } = await store.createToken(alice.id, { ttlMs: 2_000 });
+    const { token } = await accounts.createToken(alice.id, { ttlMs: 2_000 });
     await tokens.authenticate(token, HEADER);
     clock += 1_999;
     assert.equal(await queriesDuring(() => tokens.authenticate(token, HEADER)), 0);
@@ -196,7 +195,7 @@ describe('tokenAuthenticator', () => {
 
   it('re-verifies after cacheTtlMs', async () => {
     const tokens = make({ cacheTtlMs: 5_000 });
-    const { token } = await store.createToken(alice.id);
+    const { token } = await accounts.createToken(alice.id);
     await tokens.authenticate(token, HEADER);
     clock += 4_999;
     assert.equal(await queriesDuring(() => tokens.authenticate(token, HEADER)), 0);
@@ -206,14 +205,14 @@ describe('tokenAuthenticator', () => {
 
   it('does not cache with cacheTtlMs: 0', async () => {
     const tokens = make({ cacheTtlMs: 0 });
-    const { token } = await store.createToken(alice.id);
+    const { token } = await accounts.createToken(alice.id);
     await tokens.authenticate(token, HEADER);
     assert.ok((await queriesDuring(() => tokens.authenticate(token, HEADER))) > 0);
   });
 
   it('evicts the least recently used token beyond maxCacheEntries', async () => {
     const tokens = make({ maxCacheEntries: 2 });
-    const [a, b, c] = await Promise.all([1, 2, 3].map(() => store.createToken(alice.id)));
+    const [a, b, c] = await Promise.all([1, 2, 3].map(() => accounts.createToken(alice.id)));
     assert.ok(a && b && c);
     await tokens.authenticate(a.token, HEADER);
     await tokens.authenticate(b.token, HEADER);
@@ -226,8 +225,8 @@ describe('tokenAuthenticator', () => {
 
   it('forgets a token at once on invalidate(tokenId) / invalidateCredential', async () => {
     const tokens = make();
-    const a = await store.createToken(alice.id);
-    const b = await store.createToken(alice.id);
+    const a = await accounts.createToken(alice.id);
+    const b = await accounts.createToken(alice.id);
     await tokens.authenticate(a.token, HEADER);
     await tokens.authenticate(b.token, HEADER);
     tokens.invalidate(a.id);
@@ -240,10 +239,10 @@ describe('tokenAuthenticator', () => {
 
   it('forgets every token of a user on invalidateUser(userId)', async () => {
     const tokens = make();
-    const bob = await store.createUser({ username: 'bob' });
-    const a1 = await store.createToken(alice.id);
-    const a2 = await store.createToken(alice.id);
-    const b1 = await store.createToken(bob.id);
+    const bob = await accounts.createUser({ username: 'bob' });
+    const a1 = await accounts.createToken(alice.id);
+    const a2 = await accounts.createToken(alice.id);
+    const b1 = await accounts.createToken(bob.id);
     for (const t of [a1, a2, b1]) await tokens.authenticate(t.token, HEADER);
     tokens.invalidateUser(alice.id);
     assert.ok((await queriesDuring(() => tokens.authenticate(a1.token, HEADER))) > 0);
@@ -253,8 +252,8 @@ describe('tokenAuthenticator', () => {
 
   it('refuses a token revoked through the store at once, despite the cache', async () => {
     const tokens = make({ cacheTtlMs: 60_000 });
-    const a = await store.createToken(alice.id);
-    const b = await store.createToken(alice.id);
+    const a = await accounts.createToken(alice.id);
+    const b = await accounts.createToken(alice.id);
     await tokens.authenticate(a.token, HEADER);
     await tokens.authenticate(b.token, HEADER);
     await store.revokeToken(a.id);
@@ -264,17 +263,18 @@ describe('tokenAuthenticator', () => {
   });
 
   it('does not cache a verification that raced an invalidation', async () => {
-    const { token, id } = await store.createToken(alice.id);
+    const { token, id } = await accounts.createToken(alice.id);
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     let calls = 0;
     const slow: TokenVerifier = {
-      async verifyToken(t: string): Promise<VerifiedToken> {
+      async findTokenByDigest(digest: string): Promise<TokenRecord | undefined> {
         calls++;
-        const result = await store.verifyToken(t);
+        const result = await store.findTokenByDigest(digest);
         await gate;
         return result;
       },
+      touchToken: (id, lastUsedAt) => store.touchToken(id, lastUsedAt),
     };
     const tokens = tokenAuthenticator({ store: slow, now: () => clock });
     const pending = tokens.authenticate(token, HEADER);
@@ -287,11 +287,12 @@ describe('tokenAuthenticator', () => {
   });
 
   it('stops following the store and caching after close()', async () => {
-    const { token } = await store.createToken(alice.id);
+    const { token } = await accounts.createToken(alice.id);
     const listeners = new Set<unknown>();
     const tokens = tokenAuthenticator({
       store: {
-        verifyToken: (t) => store.verifyToken(t),
+        findTokenByDigest: (digest) => store.findTokenByDigest(digest),
+        touchToken: (id, lastUsedAt) => store.touchToken(id, lastUsedAt),
         onRevoke(listener) {
           listeners.add(listener);
           return () => listeners.delete(listener);
@@ -310,7 +311,7 @@ describe('tokenAuthenticator', () => {
   it('checks its options at construction', () => {
     assert.throws(() => tokenAuthenticator({ store: {} as TokenVerifier }), {
       name: 'TypeError',
-      message: 'tokenAuthenticator: options.store must have a verifyToken() method',
+      message: 'tokenAuthenticator: options.store must be a Store (findTokenByDigest)',
     });
     for (const cacheTtlMs of [-1, 1.5, Number.NaN]) {
       assert.throws(() => tokenAuthenticator({ store, cacheTtlMs }), {
@@ -327,11 +328,13 @@ describe('tokenAuthenticator', () => {
 
 describe('ticketAuthenticator', () => {
   let store: Store;
+  let accounts: Accounts;
   let clock: number;
 
   beforeEach(async () => {
     clock = Date.UTC(2030, 0, 1);
     store = openStore('sqlite::memory:', { now: () => clock });
+    accounts = new Accounts(store, { now: () => clock });
     await store.migrate();
   });
 
@@ -347,9 +350,9 @@ describe('ticketAuthenticator', () => {
 
   it('redeems a ticket once, as the token that asked for it', async () => {
     const tickets = ticketAuthenticator({ store });
-    const alice = await store.createUser({ username: 'alice', isStaff: true });
-    const token = await store.createToken(alice.id, { ttlMs: 3_600_000 });
-    const { ticket } = await store.createTicket(alice.id, token.id);
+    const alice = await accounts.createUser({ username: 'alice', isStaff: true });
+    const token = await accounts.createToken(alice.id, { ttlMs: 3_600_000 });
+    const { ticket } = await accounts.createTicket(alice.id, token.id);
     assert.deepEqual(await tickets.authenticate(ticket, TICKET), {
       user: { id: alice.id, username: 'alice', isStaff: true, isAnonymous: false },
       credentialId: token.id,
@@ -362,10 +365,11 @@ describe('ticketAuthenticator', () => {
     let calls = 0;
     const tickets = ticketAuthenticator({
       store: {
-        consumeTicket: (t: string) => {
+        consumeTicketDigest: (digest: string) => {
           calls++;
-          return store.consumeTicket(t);
+          return store.consumeTicketDigest(digest);
         },
+        getTokens: (ids) => store.getTokens(ids),
       },
     });
     const ticket = generateTicket();
@@ -377,9 +381,9 @@ describe('ticketAuthenticator', () => {
 
   it('refuses a ticket whose token was revoked', async () => {
     const tickets = ticketAuthenticator({ store });
-    const alice = await store.createUser({ username: 'alice' });
-    const token = await store.createToken(alice.id);
-    const { ticket } = await store.createTicket(alice.id, token.id);
+    const alice = await accounts.createUser({ username: 'alice' });
+    const token = await accounts.createToken(alice.id);
+    const { ticket } = await accounts.createTicket(alice.id, token.id);
     await store.revokeToken(token.id);
     await rejectsWith(tickets.authenticate(ticket, TICKET), 'ERR_TOKEN_REVOKED');
   });
@@ -387,7 +391,7 @@ describe('ticketAuthenticator', () => {
   it('checks its options at construction', () => {
     assert.throws(() => ticketAuthenticator({ store: {} as Store }), {
       name: 'TypeError',
-      message: 'ticketAuthenticator: options.store must have a consumeTicket() method',
+      message: 'ticketAuthenticator: options.store must be a Store (consumeTicketDigest)',
     });
   });
 });

@@ -1,5 +1,6 @@
 // Every credential transport of SPEC §3, accepted and refused, over real sockets, on
 // SQLite and PostgreSQL.
+import { Accounts } from '../../src/auth/accounts.js';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
@@ -103,8 +104,9 @@ async function makeUser(
   store: Store,
   username: string,
 ): Promise<{ id: string; token: string; tokenId: string }> {
-  const user = await store.createUser({ username, password: `${username}-password-1` });
-  const created = await store.createToken(user.id, { name: 'test' });
+  const accounts = new Accounts(store);
+  const user = await accounts.createUser({ username, password: `${username}-password-1` });
+  const created = await accounts.createToken(user.id, { name: 'test' });
   secrets.push(created.token);
   return { id: user.id, token: created.token, tokenId: created.id };
 }
@@ -310,7 +312,7 @@ for (const variant of storeVariants) {
 
     describe('ticket', () => {
       it('accepts a ticket once; a replay fails', async () => {
-        const { ticket } = await fixture.store.createTicket(
+        const { ticket } = await new Accounts(fixture.store).createTicket(
           fixture.alice.id,
           fixture.alice.tokenId,
         );
@@ -327,8 +329,14 @@ for (const variant of storeVariants) {
 
       it('refuses a malformed ticket and two tickets', async () => {
         await refused({}, invalid, '/ws/?ticket=pct_nope');
-        const first = await fixture.store.createTicket(fixture.alice.id, fixture.alice.tokenId);
-        const second = await fixture.store.createTicket(fixture.alice.id, fixture.alice.tokenId);
+        const first = await new Accounts(fixture.store).createTicket(
+          fixture.alice.id,
+          fixture.alice.tokenId,
+        );
+        const second = await new Accounts(fixture.store).createTicket(
+          fixture.alice.id,
+          fixture.alice.tokenId,
+        );
         secrets.push(first.ticket, second.ticket);
         await refused({}, invalid, `/ws/?ticket=${first.ticket}&ticket=${second.ticket}`);
       });
@@ -414,7 +422,7 @@ for (const variant of storeVariants) {
 
       it('closes every socket of a user on revokeUser', async () => {
         const dave = await makeUser(fixture.store, 'dave');
-        const second = await fixture.store.createToken(dave.id);
+        const second = await new Accounts(fixture.store).createToken(dave.id);
         secrets.push(second.token);
         const a = await open({ headers: { Authorization: `Token ${dave.token}` } });
         const b = await open({ headers: { Authorization: `Token ${second.token}` } });

@@ -6,6 +6,8 @@
  */
 import { AuthenticationError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
+import { redeemStoredTicket, verifyStoredToken } from '../accounts.js';
+import type { TicketRows, TokenRows } from '../accounts.js';
 import { DECLINED } from '../authenticator.js';
 import type { AuthContext, AuthResult, Authenticator } from '../authenticator.js';
 import { looksLikeTicket, parseTicket } from '../tickets.js';
@@ -13,13 +15,14 @@ import { digestToken, looksLikePortcullisToken, parseToken } from '../tokens.js'
 import { VerificationCache } from '../verification-cache.js';
 
 /** The part of a {@link Store} the token authenticator uses. */
-export type TokenVerifier = Pick<Store, 'verifyToken'> & Partial<Pick<Store, 'onRevoke'>>;
+export type TokenVerifier = TokenRows & Partial<Pick<Store, 'onRevoke'>>;
 
 /** Options of {@link tokenAuthenticator}. */
 export interface TokenAuthenticatorOptions {
   /**
-   * Verifies tokens. When it also has `onRevoke` (a `Store` does), revocations made
-   * through it evict the cache at once, without anyone calling {@link TokenAuthenticator.invalidate}.
+   * Where token rows are read. When it also has `onRevoke` (a `Store` does), revocations
+   * made through it evict the cache at once, without anyone calling
+   * {@link TokenAuthenticator.invalidate}.
    */
   readonly store: TokenVerifier;
   /**
@@ -73,7 +76,7 @@ const invalidCredentials = (): AuthenticationError =>
  * is left to the next authenticator); a token with a bad checksum fails without a
  * database query; `credentialId` is the token's id, so revoking it closes its sockets.
  *
- * @throws {TypeError} when `store` has no `verifyToken`.
+ * @throws {TypeError} when `store` has no `findTokenByDigest`.
  * @throws {RangeError} when `cacheTtlMs` or `maxCacheEntries` is not a non-negative /
  *   positive integer.
  *
@@ -92,8 +95,8 @@ export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAut
     maxCacheEntries = 10_000,
     now = Date.now,
   } = options;
-  if (typeof store?.verifyToken !== 'function') {
-    throw new TypeError('tokenAuthenticator: options.store must have a verifyToken() method');
+  if (typeof store?.findTokenByDigest !== 'function') {
+    throw new TypeError('tokenAuthenticator: options.store must be a Store (findTokenByDigest)');
   }
   if (!Number.isSafeInteger(cacheTtlMs) || cacheTtlMs < 0) {
     throw new RangeError('tokenAuthenticator: options.cacheTtlMs must be a non-negative integer');
@@ -120,7 +123,7 @@ export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAut
   async function verify(token: string, digest: string): Promise<AuthResult> {
     const startedAt = generation;
     try {
-      const verified = await store.verifyToken(token);
+      const verified = await verifyStoredToken(store, token, now);
       const result: AuthResult = {
         user: verified.user,
         credentialId: verified.tokenId,
@@ -191,11 +194,13 @@ export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAut
 }
 
 /** The part of a {@link Store} the ticket authenticator uses. */
-export type TicketRedeemer = Pick<Store, 'consumeTicket'>;
+export type TicketRedeemer = TicketRows;
 
 /** Options of {@link ticketAuthenticator}. */
 export interface TicketAuthenticatorOptions {
   readonly store: TicketRedeemer;
+  /** The clock, in milliseconds since the epoch. @default Date.now */
+  readonly now?: () => number;
 }
 
 /**
@@ -204,7 +209,7 @@ export interface TicketAuthenticatorOptions {
  * attributed to the token that asked for the ticket: `credentialId` is that token's id
  * (revoking it closes the ticket's sockets) and `expiresAt` its expiry.
  *
- * @throws {TypeError} when `store` has no `consumeTicket`.
+ * @throws {TypeError} when `store` has no `consumeTicketDigest`.
  *
  * @example
  * ```ts
@@ -212,9 +217,9 @@ export interface TicketAuthenticatorOptions {
  * ```
  */
 export function ticketAuthenticator(options: TicketAuthenticatorOptions): Authenticator {
-  const { store } = options;
-  if (typeof store?.consumeTicket !== 'function') {
-    throw new TypeError('ticketAuthenticator: options.store must have a consumeTicket() method');
+  const { store, now = Date.now } = options;
+  if (typeof store?.consumeTicketDigest !== 'function') {
+    throw new TypeError('ticketAuthenticator: options.store must be a Store (consumeTicketDigest)');
   }
   return {
     name: 'ticket',
@@ -224,7 +229,7 @@ export function ticketAuthenticator(options: TicketAuthenticatorOptions): Authen
     async authenticate(credential: string, _context: AuthContext): Promise<AuthResult | undefined> {
       if (!looksLikeTicket(credential)) return undefined;
       if (parseTicket(credential) === undefined) throw invalidCredentials();
-      const redeemed = await store.consumeTicket(credential);
+      const redeemed = await redeemStoredTicket(store, credential, now);
       return {
         user: redeemed.user,
         credentialId: redeemed.tokenId,

@@ -75,7 +75,7 @@ export async function withStore<T>(
   work: (store: Store) => Promise<T>,
   { autoMigrate = true } = {},
 ): Promise<T> {
-  const store = openStore(config.databaseUrl, { tokenTtlMs: config.tokenTtlMs });
+  const store = openStore(config.databaseUrl);
   try {
     if (autoMigrate && store.kind === 'sqlite') await store.migrate();
     return await work(store);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { Accounts } from '../../auth/accounts.js';
 import { DURATION_HINT, parseDuration } from '../durations.js';
 import { configFor, ExitCode, withStore } from './command.js';
 import type { CommandContext } from './command.js';
@@ -30,7 +31,7 @@ export async function createToken(context: CommandContext): Promise<number> {
         `user ${JSON.stringify(username)} is inactive: its tokens would not work`,
       );
     }
-    return store.createToken(user.id, {
+    return new Accounts(store, { tokenTtlMs: config.tokenTtlMs }).createToken(user.id, {
       name: label,
       ...(ttlMs === undefined ? {} : { ttlMs }),
     });

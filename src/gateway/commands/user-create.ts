@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { Accounts } from '../../auth/accounts.js';
 import { configFor, ExitCode, withStore } from './command.js';
 import type { CommandContext } from './command.js';
 import { readPassword } from './passwords.js';
@@ -17,7 +18,11 @@ export async function createUser(context: CommandContext): Promise<number> {
       : undefined;
   const isStaff = values['staff'] === true;
   const user = await withStore(config, (store) =>
-    store.createUser({ username, isStaff, ...(password === undefined ? {} : { password }) }),
+    new Accounts(store).createUser({
+      username,
+      isStaff,
+      ...(password === undefined ? {} : { password }),
+    }),
   );
   const kind = isStaff ? 'staff user' : 'user';
   const login =

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Accounts } from '../../auth/accounts.js';
 import { configFor, ExitCode, withStore } from './command.js';
 import type { CommandContext } from './command.js';
 import { CommandFailed } from './failures.js';
@@ -21,7 +22,7 @@ export async function setUserPassword(context: CommandContext): Promise<number> 
   const password = given ?? generatePassword();
   await withStore(config, async (store) => {
     const user = await store.getUserByUsername(username);
-    if (user === undefined || !(await store.setUserPassword(user.id, password))) {
+    if (user === undefined || !(await new Accounts(store).setPassword(user.id, password))) {
       throw new CommandFailed(`no user named ${JSON.stringify(username)}`);
     }
   });

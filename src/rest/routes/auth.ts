@@ -144,7 +144,7 @@ async function closeSockets(
 
 /** Registers `auth/token`, `auth/ticket`, `auth/logout` and `auth/logout-all`. */
 export function registerAuthRoutes(fastify: FastifyInstance, context: RouteContext): void {
-  const { store, authenticators, revoke, tokenTtlMs } = context;
+  const { store, accounts, authenticators, revoke } = context;
 
   fastify.post<{ Body: LoginBody }>(
     '/auth/token',
@@ -157,14 +157,11 @@ export function registerAuthRoutes(fastify: FastifyInstance, context: RouteConte
     },
     async (request, reply) => {
       const { username, password } = request.body;
-      const user = await store.authenticatePassword(username, password);
+      const user = await accounts.authenticatePassword(username, password);
       if (user === null) {
         throw new RestError(400, { non_field_errors: [RestDetail.InvalidLogin] });
       }
-      const created = await store.createToken(user.id, {
-        name: 'login',
-        ...(tokenTtlMs === undefined ? {} : { ttlMs: tokenTtlMs }),
-      });
+      const created = await accounts.createToken(user.id, { name: 'login' });
       (context.logger ?? request.log).info(
         { reqId: request.id, userId: user.id, tokenId: created.id },
         'token issued',
@@ -176,7 +173,10 @@ export function registerAuthRoutes(fastify: FastifyInstance, context: RouteConte
   );
 
   fastify.post('/auth/ticket', { preHandler: requirePortcullisToken }, async (request, reply) => {
-    const { ticket, expiresIn } = await store.createTicket(request.user.id, callerTokenId(request));
+    const { ticket, expiresIn } = await accounts.createTicket(
+      request.user.id,
+      callerTokenId(request),
+    );
     void reply.header('Cache-Control', 'no-store');
     return { ticket, expires_in: expiresIn };
   });

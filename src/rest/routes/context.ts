@@ -6,14 +6,12 @@
  * @module
  */
 import type { FastifyBaseLogger } from 'fastify';
+import type { AccountStore, Accounts } from '../../auth/accounts.js';
 import type { Authenticator } from '../../auth/authenticator.js';
 import type { Store } from '../../store/store.js';
 
 /** The part of a {@link Store} the REST plugin uses. A `Store` from `openStore` has it all. */
-export type RestStore = Pick<
-  Store,
-  'authenticatePassword' | 'createToken' | 'createTicket' | 'revokeToken' | 'revokeUserTokens'
->;
+export type RestStore = AccountStore & Pick<Store, 'revokeToken' | 'revokeUserTokens'>;
 
 /**
  * Closes live WebSockets when REST revokes credentials. Wire it to the WebSocket auth
@@ -36,10 +34,10 @@ export interface ResolvedRateLimit {
 /** Everything the routes need, validated. */
 export interface RouteContext {
   readonly store: RestStore;
+  /** Passwords, tokens and tickets over {@link RouteContext.store}. */
+  readonly accounts: Accounts;
   readonly authenticators: readonly Authenticator[];
   readonly revoke: RestRevoker | undefined;
-  /** `undefined`: the store's default lifetime. */
-  readonly tokenTtlMs: number | null | undefined;
   readonly loginRateLimit: ResolvedRateLimit;
   readonly logger: FastifyBaseLogger | undefined;
   readonly now: () => number;

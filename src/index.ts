@@ -20,9 +20,10 @@ export {
   ConfigError,
 } from './errors.js';
 export type { PortcullisErrorCode } from './errors.js';
-export { ANONYMOUS_USER } from './auth/user.js';
-export type { User, AuthInfo, CredentialTransport } from './auth/user.js';
-export { DECLINED } from './auth/authenticator.js';
+export { ANONYMOUS_USER, PORTCULLIS_SOURCE, identityKey } from './auth/user.js';
+export type { User, UserRef, AuthInfo, CredentialTransport } from './auth/user.js';
+export { Session, SessionRegistry, recheckWithAuthenticators } from './auth/sessions.js';
+export type { LiveSession, SessionCheck, SessionRegistryOptions } from './auth/sessions.js';
 export type { Authenticator, AuthResult, AuthContext } from './auth/authenticator.js';
 export {
   Envelope,
@@ -121,7 +122,11 @@ export type {
   JwtPublicKeyOptions,
   JwtSecretOptions,
 } from './auth/authenticators/jwt.js';
-export { drfTokenAuthenticator, simpleJwtAuthenticator } from './auth/authenticators/django.js';
+export {
+  drfTokenAuthenticator,
+  simpleJwtAuthenticator,
+  DJANGO_SOURCE,
+} from './auth/authenticators/django.js';
 export type {
   DjangoAuthTokenTable,
   DjangoAuthUserTable,
@@ -130,7 +135,7 @@ export type {
   SimpleJwtAuthenticatorOptions,
 } from './auth/authenticators/django.js';
 export { customAuthenticator } from './auth/authenticators/custom.js';
-export type { AuthenticateFunction } from './auth/authenticators/custom.js';
+export type { AuthenticateFunction, CustomAuthResult } from './auth/authenticators/custom.js';
 export { VerificationCache, credentialDigest } from './auth/verification-cache.js';
 export type {
   VerificationCacheOptions,
@@ -156,7 +161,7 @@ export { hashPassword, verifyPassword, DEFAULT_SCRYPT_PARAMS } from './auth/pass
 export {
   Accounts,
   DEFAULT_TOKEN_TTL_MS,
-  isLiveToken,
+  withdrawnTokens,
   redeemStoredTicket,
   verifyStoredToken,
 } from './auth/accounts.js';

@@ -6,7 +6,7 @@
  * @module
  */
 import { AuthenticationError } from '../errors.js';
-import type { Id, StoredUser, Store, TokenInfo, TokenRecord } from '../store/store.js';
+import type { Id, StoredUser, Store, TokenInfo } from '../store/store.js';
 import {
   DEFAULT_SCRYPT_PARAMS,
   hashPassword,
@@ -121,8 +121,8 @@ const isPositiveInteger = (value: unknown): value is number =>
   Number.isSafeInteger(value) && (value as number) > 0;
 
 /** A user as credentials carry it: no store-only fields. */
-function publicUser({ id, username, isStaff }: StoredUser): User {
-  return { id, username, isStaff, isAnonymous: false };
+function publicUser({ source, id, username, isStaff }: StoredUser): User {
+  return { source, id, username, isStaff, isAnonymous: false };
 }
 
 /** Throws unless `record` is a live token of an active user at `now`. */
@@ -181,15 +181,20 @@ export async function redeemStoredTicket(
 }
 
 /**
- * Whether a token row still authenticates at `now`: not revoked, not expired, its user
- * active. For re-checks of live sessions (`TokenRecord`s from `Store.getTokens`).
+ * Of these token ids, the ones that no longer authenticate for a reason other than
+ * expiry (revoked, deleted, user deactivated), read in batched queries. Expiry is left
+ * to the sessions' own timers, which close with 4401 `token expired`.
  */
-export function isLiveToken(record: TokenRecord, now: number = Date.now()): boolean {
-  return (
-    record.revokedAt === null &&
-    (record.expiresAt === null || record.expiresAt.getTime() > now) &&
-    record.user.isActive
-  );
+export async function withdrawnTokens(
+  store: Pick<Store, 'getTokens'>,
+  ids: Iterable<string>,
+): Promise<Set<string>> {
+  const wanted = new Set(ids);
+  const records = await store.getTokens([...wanted]);
+  for (const record of records) {
+    if (record.revokedAt === null && record.user.isActive) wanted.delete(record.id);
+  }
+  return wanted;
 }
 
 /**

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { LiveSession } from './sessions.js';
 import type { CredentialTransport, User } from './user.js';
 
 /** What an authenticator learned from a credential it recognised and accepted. */
@@ -13,9 +14,6 @@ export interface AuthResult {
   /** Credential expiry, or `null` for none. */
   readonly expiresAt: Date | null;
 }
-
-/** What {@link Authenticator.peek} returns for a credential that is not its kind. */
-export const DECLINED: unique symbol = Symbol('portcullis.auth.declined');
 
 /** Context passed with each credential. */
 export interface AuthContext {
@@ -36,14 +34,12 @@ export interface Authenticator {
   readonly name: string;
   authenticate(credential: string, context: AuthContext): Promise<AuthResult | undefined>;
   /**
-   * Optional: what can be told from memory, synchronously: {@link DECLINED} for a
-   * credential that is not this authenticator's (where `authenticate` would resolve
-   * `undefined`), the result of a credential verified and cached before, or `undefined`
-   * when only {@link authenticate} can tell. Throws as `authenticate` would for a
-   * malformed credential. A handshake whose credential every authenticator can answer
-   * this way is authenticated without a promise.
+   * Optional: of these live sessions, which this authenticator accepted, the ones whose
+   * credential no longer holds (revoked, deleted, user deactivated), asked in one batch
+   * (a handful of queries per 10,000 sessions). The auth middleware's periodic re-check
+   * closes them (4401 `token revoked`). Throws when it cannot tell.
    */
-  peek?(credential: string, context: AuthContext): AuthResult | typeof DECLINED | undefined;
+  recheck?(sessions: readonly LiveSession[]): Promise<Iterable<LiveSession>>;
   /** Forgets a cached verification of a revoked credential (by its `credentialId`). */
   invalidateCredential?(credentialId: string): void;
   /** Forgets every cached verification of a user's credentials. */

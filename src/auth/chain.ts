@@ -5,7 +5,6 @@
  * @module
  */
 import { AuthenticationError } from '../errors.js';
-import { DECLINED } from './authenticator.js';
 import type { AuthContext, AuthResult, Authenticator } from './authenticator.js';
 
 /** What the chain decided, and which authenticator decided it. */
@@ -29,31 +28,6 @@ export async function authenticateWithChain(
   for (const authenticator of authenticators) {
     const result = await authenticator.authenticate(credential, context);
     if (result !== undefined) return { result, authenticator: authenticator.name };
-  }
-  throw new AuthenticationError(
-    'ERR_INVALID_CREDENTIALS',
-    'no authenticator recognised the credential',
-  );
-}
-
-/**
- * The chain's answer from memory: the {@link ChainResult} when the deciding
- * authenticator has the credential cached (every one before it declining), `undefined`
- * when an authenticator must be asked with `authenticate()`.
- * @throws as {@link authenticateWithChain} for a credential nobody recognises or a
- *   malformed one.
- */
-export function peekChain(
-  authenticators: readonly Authenticator[],
-  credential: string,
-  context: AuthContext,
-): ChainResult | undefined {
-  for (const authenticator of authenticators) {
-    if (authenticator.peek === undefined) return undefined;
-    const result = authenticator.peek(credential, context);
-    if (result === DECLINED) continue;
-    if (result === undefined) return undefined;
-    return { result, authenticator: authenticator.name };
   }
   throw new AuthenticationError(
     'ERR_INVALID_CREDENTIALS',

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { parse as parseCookieHeader } from 'cookie';
 import { AuthenticationError } from '../errors.js';
 import { headerValues } from '../scope.js';
 import type { Scope } from '../scope.js';
@@ -77,6 +78,33 @@ function headerCredential(scope: Scope): string | undefined {
   return undefined;
 }
 
+/**
+ * The value of a credential cookie, refusing conflicting duplicates (issue 16): a sibling
+ * subdomain that can plant `key=<its own>` beside the victim's must not choose whose
+ * account the socket gets. The `cookie` package keeps the first of duplicate names, so
+ * each pair of every `Cookie` line is given to it alone (RFC 6265 §4.2.1: pairs are
+ * separated by ";", which no cookie value contains) to see every value.
+ */
+function cookieCredential(scope: Scope, name: string): string | undefined {
+  const first = scope.cookies[name];
+  if (first === undefined) return undefined;
+  let value: string | undefined;
+  for (const line of headerValues(scope.rawHeaders, 'cookie')) {
+    for (const pair of line.split(';')) {
+      const found = parseCookieHeader(pair)[name];
+      if (found === undefined || found === '') continue;
+      if (value !== undefined && found !== value) {
+        throw new AuthenticationError(
+          'ERR_CONFLICTING_CREDENTIALS',
+          `conflicting values of the ${name} cookie`,
+        );
+      }
+      value = found;
+    }
+  }
+  return value ?? (first === '' ? undefined : first);
+}
+
 function singleQueryValue(scope: Scope, name: string): string | undefined {
   const values = scope.query.getAll(name);
   if (values.length === 0) return undefined;
@@ -131,8 +159,7 @@ export function findCredentials(
   if (transports.query) addCredential(credentials, 'query', singleQueryValue(scope, 'token'));
   if (transports.cookie !== false) {
     for (const name of transports.cookie) {
-      const value = scope.cookies[name];
-      if (value !== undefined && value !== '') addCredential(credentials, 'cookie', value);
+      addCredential(credentials, 'cookie', cookieCredential(scope, name));
     }
   }
   return { credentials, subprotocols };

@@ -7,6 +7,8 @@
  * @module
  */
 import type { ChannelLayer } from '../layers/layer.js';
+import { PORTCULLIS_SOURCE } from './user.js';
+import type { UserRef } from './user.js';
 
 /** The group every auth middleware instance listens to for revocations. */
 export const REVOCATION_BROADCAST_GROUP = 'portcullis.revocations';
@@ -16,8 +18,10 @@ export interface RevokedMessage {
   readonly type: 'auth.revoked';
   /** Revoke this credential (a token id, a JWT `jti`…). */
   readonly credentialId?: string;
-  /** Revoke every credential of this user. */
+  /** Revoke every credential of this user (with {@link RevokedMessage.source}). */
   readonly userId?: string;
+  /** The user's source (SPEC §3 identity). Absent: the Portcullis store. */
+  readonly source?: string;
   readonly [key: string]: unknown;
 }
 
@@ -38,11 +42,16 @@ export async function broadcastCredentialRevoked(
 
 /**
  * Closes every socket of a user on every process ("log out everywhere") and evicts the
- * user's cached verifications.
+ * user's cached verifications. A user is the pair (source, id) (SPEC §3): a bare id
+ * names a user of the Portcullis store, never a JWT or Django user with the same id.
  *
  * @throws {ServiceUnavailableError} when the layer's backing service is down.
  */
-export async function broadcastUserRevoked(layer: ChannelLayer, userId: string): Promise<void> {
-  const message: RevokedMessage = { type: 'auth.revoked', userId };
+export async function broadcastUserRevoked(
+  layer: ChannelLayer,
+  user: string | UserRef,
+): Promise<void> {
+  const { source, id } = typeof user === 'string' ? { source: PORTCULLIS_SOURCE, id: user } : user;
+  const message: RevokedMessage = { type: 'auth.revoked', userId: id, source };
   await layer.groupSend(REVOCATION_BROADCAST_GROUP, message);
 }

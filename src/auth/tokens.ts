@@ -153,9 +153,9 @@ export function digestToken(value: string): string {
   return sha256Hex(value);
 }
 
-// crypto.hash() (Node 20.12+) is the one-shot form: no Hash object, about 2x faster,
-// and a digest runs on every handshake. Older 20.x fall back to createHash().
-// A namespace read, not a named import: a missing named export would fail at load time.
+// The one-shot crypto.hash() where Node has it (20.12+), createHash() before; both give
+// the same digest (docs/performance.md). A namespace read, not a named import: a missing
+// named export would fail at load time.
 const oneShotHash = (nodeCrypto as Partial<typeof nodeCrypto>).hash;
 const sha256Hex: (value: string) => string =
   oneShotHash !== undefined

@@ -114,6 +114,25 @@ export interface GatewayConfig {
   /** `JWT_SECRET`, `JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`. */
   readonly jwt: GatewayJwtConfig;
   /**
+   * `MAX_CONNECTIONS_PER_USER`: open sockets allowed per user (source and id) on one
+   * process; past it 4429 `too many connections`. `0`: no limit; `--bench` lifts it.
+   * @default 32
+   */
+  readonly maxConnectionsPerUser: number;
+  /**
+   * `MAX_CONNECTIONS_PER_ADDRESS`: open sockets allowed per client address on one
+   * process (4429). `0`: no limit; `--bench` lifts it.
+   * @default 256
+   */
+  readonly maxConnectionsPerAddress: number;
+  /**
+   * `HANDSHAKE_REFUSAL`: refuse bad or missing credentials at the HTTP handshake (401
+   * with `WWW-Authenticate`, 403 for a refused origin) instead of accepting and closing
+   * with a code (SPEC §5).
+   * @default false
+   */
+  readonly handshakeRefusal: boolean;
+  /**
    * `PUBLISH_API_KEY`: the bearer key of `POST /api/publish`, at least 16 printable
    * ASCII characters. `null`: the publish API answers 403.
    * @default null
@@ -184,9 +203,20 @@ const ENV_NAMES = [
   'ENABLE_QUERY_TOKEN',
   'LOG_LEVEL',
   'PRESENCE_TTL',
+  'MAX_CONNECTIONS_PER_USER',
+  'MAX_CONNECTIONS_PER_ADDRESS',
+  'HANDSHAKE_REFUSAL',
 ] as const;
 
 type EnvName = (typeof ENV_NAMES)[number];
+
+/**
+ * Sockets one user may hold on one process: enough for every tab and device of a person,
+ * few enough that one stolen credential cannot hold thousands (issue 16: 60 were let in).
+ */
+const DEFAULT_MAX_CONNECTIONS_PER_USER = 32;
+/** Sockets per client address: a household or office behind one NAT fits under it. */
+const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256;
 
 const FLAG_OF: Partial<Record<EnvName, 'port' | 'host'>> = { PORT: 'port', HOST: 'host' };
 
@@ -620,6 +650,17 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     tokenTtlMs: read('TOKEN_TTL', tokenTtl, DEFAULT_TOKEN_TTL_MS),
     presenceTtlMs: read('PRESENCE_TTL', presenceTtl, 30_000),
     jwt,
+    maxConnectionsPerUser: read(
+      'MAX_CONNECTIONS_PER_USER',
+      (raw) => integer(raw, 0, 1_000_000),
+      DEFAULT_MAX_CONNECTIONS_PER_USER,
+    ),
+    maxConnectionsPerAddress: read(
+      'MAX_CONNECTIONS_PER_ADDRESS',
+      (raw) => integer(raw, 0, 1_000_000),
+      DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    ),
+    handshakeRefusal: read('HANDSHAKE_REFUSAL', boolean, false),
     publishApiKey: read('PUBLISH_API_KEY', publishApiKey, null),
     enableQueryToken: read('ENABLE_QUERY_TOKEN', boolean, false),
     logLevel: read('LOG_LEVEL', logLevel, 'info'),

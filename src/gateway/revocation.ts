@@ -18,9 +18,9 @@ export type RevokedCredentials = { readonly tokenId: string } | { readonly userI
  * the user's sockets, close 4401 `token revoked`, and their verification caches forget it.
  * Revoke in the store first.
  *
- * Gateways without Redis cannot be reached from another process: they refuse the token
- * once their verification cache (5 s) lets go of it, and keep its open sockets until
- * they reconnect; `POST /api/auth/logout`, which runs inside the gateway, closes them.
+ * Gateways without Redis cannot be reached from another process: they find the
+ * revocation when they re-read their live sessions' tokens (every 5 s) and close the
+ * sockets then; `POST /api/auth/logout`, which runs inside the gateway, closes them at once.
  *
  * @returns `true` when published, `false` when `redisUrl` is `null`.
  * @throws {ServiceUnavailableError} when Redis is unreachable.

@@ -25,7 +25,7 @@ import { MemoryPresence } from '../layers/presence.js';
 import type { Presence } from '../layers/presence.js';
 import { REDACTED_PATHS } from '../logging.js';
 import { authMiddleware } from '../middleware/auth.js';
-import type { LiveSession } from '../middleware/auth.js';
+import { connectionLimits } from '../middleware/limits.js';
 import { originMatcher } from '../middleware/origin.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
 import { installErrorHandlers, portcullisRest, requireUser } from '../rest/index.js';
@@ -76,6 +76,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The compiled output root (`dist/`), where the page and client SDK modules live. */
 const distRoot = join(here, '..');
 
+/** How often live sessions' credentials are re-read from the database: 5 s (issue 12). */
+const RECHECK_INTERVAL = 5_000;
+
 /** How often readiness is re-checked; new sockets are refused (1013) while not ready. */
 const READINESS_INTERVAL = 1_000;
 
@@ -121,23 +124,6 @@ async function openPresence(
     heartbeatInterval: Math.floor(config.presenceTtlMs / 3),
     ...(processId === undefined ? {} : { processId }),
   });
-}
-
-/**
- * Whether a live session's credential still holds, for re-checks after an outage.
- * Portcullis tokens and tickets are looked up by their token id; a JWT cannot be
- * revoked, and its expiry timer still runs.
- */
-async function credentialStillValid(store: Store, session: LiveSession): Promise<boolean> {
-  const { auth, user } = session;
-  if (
-    auth.credentialId === null ||
-    (auth.authenticator !== 'token' && auth.authenticator !== 'ticket')
-  ) {
-    return true;
-  }
-  const token = (await store.listTokens(user.id)).find((entry) => entry.id === auth.credentialId);
-  return token !== undefined && token.revokedAt === null;
 }
 
 function buildAuthenticators(config: GatewayConfig, store: Store): Authenticator[] {
@@ -236,11 +222,14 @@ async function assemble(
     authenticators,
     allowedOrigins: (origin) => originAllowed(origin),
     requireAuthentication: true,
+    refuseAtHandshake: config.handshakeRefusal,
     transports: { query: config.enableQueryToken },
     layer,
     logger,
     onResult: metrics.onAuthResult,
-    recheck: (session) => credentialStillValid(store, session),
+    // Revocations made where no broadcast reaches this process (the CLI without Redis, a
+    // user deactivated in the database) close live sockets within this time.
+    recheckInterval: RECHECK_INTERVAL,
   });
   // Fail closed (SPEC §5, 1013): cut off from Redis, this process hears no revocation
   // and no other process's messages, so its sockets are told to reconnect and resync;
@@ -279,7 +268,20 @@ async function assemble(
 
   const routes = [route('/ws/chat/', multichatApp({ store, layer, presence, logger }))];
   if (config.bench) routes.push(route('/ws/bench/', benchApp({ layer, logger })));
-  const app = stack(readinessGate, auth)(urlRouter(routes));
+  // Per address before authentication (cheap to refuse), per user (identity) after it;
+  // `--bench` lifts both (SPEC §9).
+  const limits = config.bench
+    ? { maxConnectionsPerAddress: 0, maxConnectionsPerUser: 0 }
+    : {
+        maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+        maxConnectionsPerUser: config.maxConnectionsPerUser,
+      };
+  const app = stack(
+    readinessGate,
+    connectionLimits({ maxConnectionsPerAddress: limits.maxConnectionsPerAddress }),
+    auth,
+    connectionLimits({ maxConnectionsPerUser: limits.maxConnectionsPerUser }),
+  )(urlRouter(routes));
 
   fastify.addHook('onResponse', async (request, reply) => {
     metrics.httpResponse(request.routeOptions.url ?? 'unknown', reply.statusCode);
@@ -289,6 +291,7 @@ async function assemble(
     authenticators,
     revoke: auth,
     tokenTtlMs: config.tokenTtlMs,
+    ...(config.bench ? { ticketRateLimit: { max: 0 } } : {}),
   });
 
   fastify.get('/healthz', async () => ({ status: 'ok' }));

@@ -18,17 +18,15 @@ import type {
 } from '../application.js';
 import { BaseConnection, wrapApplication } from '../application.js';
 import type { Authenticator, AuthResult } from '../auth/authenticator.js';
-import { authenticateWithChain, peekChain } from '../auth/chain.js';
-import type { ChainResult } from '../auth/chain.js';
+import { authenticateWithChain } from '../auth/chain.js';
 import { findCredentials } from '../auth/credentials.js';
 import { AddressWindowLimiter } from '../auth/rate-limit.js';
 import type { CredentialTransportOptions, FoundCredential } from '../auth/credentials.js';
-import {
-  REVOCATION_BROADCAST_GROUP,
-  broadcastCredentialRevoked,
-  broadcastUserRevoked,
-} from '../auth/revocation.js';
-import type { AuthInfo, CredentialTransport, User } from '../auth/user.js';
+import { broadcastCredentialRevoked, broadcastUserRevoked } from '../auth/revocation.js';
+import { recheckWithAuthenticators, Session, SessionRegistry } from '../auth/sessions.js';
+import type { SessionCheck } from '../auth/sessions.js';
+import { identityKey } from '../auth/user.js';
+import type { AuthInfo, CredentialTransport, UserRef } from '../auth/user.js';
 import { AuthenticationError, ServiceUnavailableError } from '../errors.js';
 import type { ChannelLayer } from '../layers/layer.js';
 import { MemoryChannelLayer } from '../layers/memory.js';
@@ -36,10 +34,11 @@ import { defaultLogger } from '../logging.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
 import { isAuthFrame, parseJsonObject } from '../protocol/messages.js';
 import { deriveScope } from '../scope.js';
-import { SmallMultiMap } from '../small-list.js';
 import type { ClientAddress, Scope } from '../scope.js';
 import { originMatcher } from './origin.js';
 import type { OriginCheckOptions } from './origin.js';
+
+export type { LiveSession } from '../auth/sessions.js';
 
 /** Outcome labels reported to {@link AuthMiddlewareOptions.onResult} (and metrics). */
 export type AuthOutcome =
@@ -91,8 +90,10 @@ export interface AuthMiddlewareOptions {
   inBandRefresh?: boolean;
   /**
    * Refuse at the HTTP handshake (401 with `WWW-Authenticate`, 403, 429, 503) instead of
-   * accepting and closing with a code, for clients that read status codes. Browsers
-   * learn nothing from a refused handshake, hence the default.
+   * accepting and closing with a code, for clients that read status codes (SPEC §5).
+   * A handshake without a credential is then refused 401 at once: there is no socket
+   * for a first-message credential. Browsers learn nothing from a refused handshake,
+   * hence the default.
    * @default false
    */
   refuseAtHandshake?: boolean;
@@ -113,10 +114,19 @@ export interface AuthMiddlewareOptions {
   /** Called once per attempt, for metrics. */
   onResult?: (event: AuthResultEvent) => void;
   /**
-   * Tells whether a live session's credential is still valid, for
-   * {@link AuthMiddleware.recheckAll}. Without it, `recheckAll` closes nothing.
+   * Of a batch of live sessions, the ones whose credential no longer holds, for
+   * {@link AuthMiddleware.recheckAll} and the periodic re-check.
+   * @default each session asked of the authenticator that accepted it
+   *   (`Authenticator.recheck`; the token and ticket authenticators read the token rows)
    */
-  recheck?: (session: LiveSession) => Promise<boolean>;
+  recheck?: SessionCheck;
+  /**
+   * Re-checks every live session this often (ms), closing those whose credential was
+   * revoked where no broadcast could tell (the CLI on the same database without Redis,
+   * a user deactivated): 4401 `token revoked`. `0`: only on {@link AuthMiddleware.recheckAll}.
+   * @default 0
+   */
+  recheckInterval?: number;
   logger?: Logger;
   /** The clock, for expiry timers. @default Date.now */
   now?: () => number;
@@ -128,8 +138,11 @@ export interface AuthMiddleware extends Middleware {
   readonly layer: ChannelLayer;
   /** Closes every socket of a credential on every process (4401 `token revoked`). */
   revokeCredential(credentialId: string): Promise<void>;
-  /** Closes every socket of a user on every process (4401 `token revoked`). */
-  revokeUser(userId: string): Promise<void>;
+  /**
+   * Closes every socket of a user on every process (4401 `token revoked`). A user is
+   * (source, id) (SPEC §3); a bare id names a user of the Portcullis store.
+   */
+  revokeUser(user: string | UserRef): Promise<void>;
   /**
    * Re-checks the credential of every live connection on this process with
    * {@link AuthMiddlewareOptions.recheck} and closes those no longer valid (4401
@@ -137,16 +150,12 @@ export interface AuthMiddleware extends Middleware {
    * published while this process was cut off were never heard. Returns how many closed.
    */
   recheckAll(): Promise<number>;
+  /** This process's live sessions: by credential and user, with re-checks. */
+  readonly sessions: SessionRegistry;
   /** Live authenticated connections on this process. */
   readonly size: number;
   /** Stops listening for revocation broadcasts. */
   close(): Promise<void>;
-}
-
-/** A live authenticated connection, as {@link AuthMiddlewareOptions.recheck} sees it. */
-export interface LiveSession {
-  readonly user: User;
-  readonly auth: AuthInfo;
 }
 
 interface Verified {
@@ -157,43 +166,40 @@ interface Verified {
 
 /** What every session of one middleware shares: one object, not closures per socket. */
 interface SessionOwner {
-  readonly inBandRefresh: boolean;
-  refresh(session: Session, token: string): void;
-  unindex(session: Session): void;
+  /** Whether `{"type":"auth"}` frames are taken out of the stream (SPEC §3). */
+  readonly claimsAuthFrames: boolean;
+  /** Verifies an in-band credential: the same user, or the connection closes. */
+  authFrame(session: GuardedSession, token: string): void;
+  closed(session: GuardedSession): void;
 }
 
 /**
- * A live authenticated connection and the credential it currently holds. It guards its
- * connection: takes `{"type":"auth"}` frames out for in-band refresh and leaves the
- * indexes when the connection closes.
+ * A live session that guards its connection: takes `{"type":"auth"}` frames out for
+ * in-band refresh and leaves the registry when the connection closes. It guards from the
+ * first frame on, before its credential is verified, so an auth frame pipelined behind the
+ * first one is checked too (issue 16).
  */
-class Session implements ConnectionGuard, LiveSession {
-  readonly connection: Connection;
-  // What failures log and count; not the whole scope (~150 bytes a socket).
+class GuardedSession extends Session implements ConnectionGuard {
+  // What failures log and count; not the whole scope.
   readonly path: string;
   readonly client: ClientAddress;
-  /** The credential's user and how it was authenticated; `auth` is the scope's object. */
-  user: User;
-  auth: AuthInfo;
-  /** In-band refreshes, verified one after another. */
+  /** In-band credentials, verified one after another. */
   refreshing: Promise<void> | undefined = undefined;
-  /** The expiry wheel's bucket, while the session is in one. */
-  expiryBucket: number | undefined = undefined;
-  /** Whether the session is in the revocation indexes. */
-  indexed = false;
+  /** Auth frames that arrived before the session's own credential was verified. */
+  early: string[] | undefined = undefined;
+  /** False until the session's credential is verified. */
+  entered = false;
   readonly #owner: SessionOwner;
 
   constructor(connection: Connection, scope: Scope, auth: AuthInfo, owner: SessionOwner) {
-    this.connection = connection;
+    super(connection, scope.user, auth);
     this.path = scope.path;
     this.client = scope.client;
-    this.user = scope.user;
-    this.auth = auth;
     this.#owner = owner;
   }
 
   filterMessage(data: IncomingData): boolean {
-    if (!this.#owner.inBandRefresh || !looksLikeAuthFrame(data)) return false;
+    if (!this.#owner.claimsAuthFrames || !looksLikeAuthFrame(data)) return false;
     let frame;
     try {
       frame = parseJsonObject(data);
@@ -201,14 +207,23 @@ class Session implements ConnectionGuard, LiveSession {
       return false;
     }
     if (!isAuthFrame(frame)) return false;
-    this.#owner.refresh(this, frame.token);
+    if (this.entered) this.#owner.authFrame(this, frame.token);
+    else (this.early ??= []).push(frame.token);
     return true;
   }
 
   connectionClosed(): void {
-    this.#owner.unindex(this);
+    this.#owner.closed(this);
   }
 }
+
+/** Placeholder credential of a session whose first message is still being verified. */
+const PENDING_AUTH: AuthInfo = Object.freeze({
+  method: 'first-message',
+  authenticator: '',
+  credentialId: null,
+  expiresAt: null,
+});
 
 function authInfoOf({ result, authenticator, transport }: Verified): AuthInfo {
   return {
@@ -219,71 +234,6 @@ function authInfoOf({ result, authenticator, transport }: Verified): AuthInfo {
   };
 }
 
-/** Expiry checks happen on whole-second ticks: a credential closes at most 1 s late. */
-const EXPIRY_TICK = 1_000;
-
-/**
- * Closes sessions when their credential expires, with one timer for all of them
- * instead of one per connection: sessions sit in per-second buckets and a single
- * interval, running only while some session can expire, sweeps the due buckets.
- * (One `setTimeout` per socket also overflows past 24.8 days; tokens live 30.)
- */
-class ExpiryWheel {
-  readonly #now: () => number;
-  readonly #expire: (session: Session) => void;
-  // Most buckets hold one session: tokens are issued at different times.
-  readonly #buckets = new SmallMultiMap<number, Session>();
-  #count = 0;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(now: () => number, expire: (session: Session) => void) {
-    this.#now = now;
-    this.#expire = expire;
-  }
-
-  add(session: Session, expiresAt: Date | null): void {
-    if (expiresAt === null) return;
-    const bucket = Math.ceil(expiresAt.getTime() / EXPIRY_TICK);
-    this.#buckets.add(bucket, session);
-    session.expiryBucket = bucket;
-    this.#count += 1;
-    if (this.#timer === undefined) {
-      this.#timer = setInterval(() => this.#sweep(), EXPIRY_TICK);
-      this.#timer.unref();
-    }
-  }
-
-  remove(session: Session): void {
-    const bucket = session.expiryBucket;
-    if (bucket === undefined) return;
-    session.expiryBucket = undefined;
-    this.#count -= 1;
-    this.#buckets.delete(bucket, session);
-    if (this.#count === 0) this.stop();
-  }
-
-  #sweep(): void {
-    const now = this.#now();
-    const due: Session[] = [];
-    for (const [bucket, sessions] of this.#buckets.entries()) {
-      if (bucket * EXPIRY_TICK > now) continue;
-      for (const session of sessions) {
-        const expiresAt = session.auth.expiresAt;
-        if (expiresAt !== null && expiresAt.getTime() <= now) due.push(session);
-      }
-    }
-    for (const session of due) {
-      this.remove(session);
-      this.#expire(session);
-    }
-  }
-
-  stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-  }
-}
-
 /**
  * The connection the inner app sees when the real one cannot be guarded (a connection
  * that is not a {@link BaseConnection}, or already guarded): `{"type":"auth"}` frames
@@ -291,9 +241,9 @@ class ExpiryWheel {
  */
 class RefreshingConnection implements Connection {
   readonly #real: Connection;
-  readonly #session: Session;
+  readonly #session: GuardedSession;
 
-  constructor(real: Connection, session: Session) {
+  constructor(real: Connection, session: GuardedSession) {
     this.#real = real;
     this.#session = session;
   }
@@ -393,7 +343,8 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     maxFailures = 20,
     failureWindow = 60_000, // 1 minute
     onResult,
-    recheck,
+    recheck = recheckWithAuthenticators(authenticators),
+    recheckInterval = 0, // off
     logger = defaultLogger(),
     now = Date.now,
   } = options;
@@ -405,11 +356,17 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
       throw new TypeError('Every authenticator must have an authenticate() method');
     }
   }
-  for (const [name, value] of Object.entries({ firstMessageTimeout, maxFailures, failureWindow })) {
+  for (const [name, value] of Object.entries({
+    firstMessageTimeout,
+    maxFailures,
+    failureWindow,
+    recheckInterval,
+  })) {
     if (!Number.isInteger(value) || value < 0) {
       throw new RangeError(`The "${name}" option must be a non-negative integer`);
     }
   }
+  if (typeof recheck !== 'function') throw new TypeError('"recheck" must be a function');
   const transports: Required<CredentialTransportOptions> = {
     header: transportOptions.header ?? true,
     cookie: transportOptions.cookie ?? ['key', 'JWT'],
@@ -420,40 +377,26 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
   };
   const originAllowed = originMatcher(allowedOrigins);
   const limiter = new AddressWindowLimiter({ max: maxFailures, windowMs: failureWindow, now });
-  /** Live sessions of this process (every session is in `byUser`, which `recheckAll` walks). */
-  let sessionCount = 0;
-  // Indexes for revocation: one broadcast per revocation reaches every process, which
-  // closes its own matching sockets. No per-connection layer group: a handshake costs
-  // no layer round trip and no per-connection subscription.
-  // Most credentials and users have one socket: no Set each (~250 bytes) until a second.
-  const byCredential = new SmallMultiMap<string, Session>();
-  const byUser = new SmallMultiMap<string, Session>();
-  const expiries = new ExpiryWheel(now, (session) => {
-    session.connection.close(CloseCode.Unauthorized, CloseReason.TokenExpired);
+  // One broadcast per revocation reaches every process, which evicts its caches and
+  // closes its own matching sockets: no per-connection layer group.
+  const sessions = new SessionRegistry({
+    layer,
+    logger,
+    now,
+    onRevoked: ({ credentialId, userId }) => {
+      for (const authenticator of authenticators) {
+        if (typeof credentialId === 'string') authenticator.invalidateCredential?.(credentialId);
+        if (typeof userId === 'string') authenticator.invalidateUser?.(userId);
+      }
+    },
   });
-  const indexSession = (session: Session): void => {
-    if (session.indexed) return;
-    session.indexed = true;
-    const { user, auth } = session;
-    sessionCount += 1;
-    byUser.add(user.id, session);
-    if (auth.credentialId !== null) byCredential.add(auth.credentialId, session);
-    expiries.add(session, auth.expiresAt);
-  };
-  const unindexSession = (session: Session): void => {
-    if (!session.indexed) return;
-    session.indexed = false;
-    const { user, auth } = session;
-    sessionCount -= 1;
-    byUser.delete(user.id, session);
-    if (auth.credentialId !== null) byCredential.delete(auth.credentialId, session);
-    expiries.remove(session);
-  };
-  const closeSessions = (found: readonly Session[]): void => {
-    for (const session of found) {
-      session.connection.close(CloseCode.Unauthorized, CloseReason.TokenRevoked);
-    }
-  };
+  // Handshakes wait for the subscription once; after it settles they need not await.
+  let listening = false;
+  const heard = sessions.listen().finally(() => {
+    listening = true;
+  });
+  if (recheckInterval > 0) sessions.startRechecking(recheck, recheckInterval);
+
   const report = (
     transport: AuthResultEvent['transport'],
     authenticator: string | null,
@@ -461,30 +404,6 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
   ): void => {
     onResult?.({ transport, authenticator, outcome });
   };
-
-  // One channel per middleware instance hears revocations: it evicts the caches and
-  // closes the matching sockets of this process.
-  const broadcastChannel = layer.newChannel('revocations');
-  layer.attach(broadcastChannel, ({ message }) => {
-    if (message.type !== 'auth.revoked') return;
-    const { credentialId, userId } = message;
-    for (const authenticator of authenticators) {
-      if (typeof credentialId === 'string') authenticator.invalidateCredential?.(credentialId);
-      if (typeof userId === 'string') authenticator.invalidateUser?.(userId);
-    }
-    if (typeof credentialId === 'string') closeSessions(byCredential.get(credentialId));
-    if (typeof userId === 'string') closeSessions(byUser.get(userId));
-  });
-  // Handshakes wait for the subscription once; after it settles they need not await.
-  let broadcastSettled = false;
-  const joinedBroadcast = layer
-    .groupAdd(REVOCATION_BROADCAST_GROUP, broadcastChannel)
-    .catch((error: unknown) => {
-      logger.warn({ err: error }, 'could not subscribe to revocation broadcasts');
-    })
-    .finally(() => {
-      broadcastSettled = true;
-    });
 
   async function verify(credential: string, transport: CredentialTransport): Promise<Verified> {
     const { result, authenticator } = await authenticateWithChain(authenticators, credential, {
@@ -502,14 +421,14 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
   async function verifyConsistent(credentials: readonly FoundCredential[]): Promise<Verified> {
     const verified: Verified[] = [];
     for (const { value, transport } of credentials) verified.push(await verify(value, transport));
-    const first = verified[0]!;
-    if (verified.some((entry) => entry.result.user.id !== first.result.user.id)) {
+    const first = identityKey(verified[0]!.result.user);
+    if (verified.some((entry) => identityKey(entry.result.user) !== first)) {
       throw new AuthenticationError(
         'ERR_CONFLICTING_CREDENTIALS',
         'credentials name different users',
       );
     }
-    return first;
+    return verified[0]!;
   }
 
   function refuse(connection: Connection, code: CloseCode, reason: string): void {
@@ -562,23 +481,23 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     refuse(connection, CloseCode.InternalError, '');
   }
 
-  /** Verifies an in-band credential and moves the session onto it (same user only). */
-  function refresh(session: Session, token: string): void {
+  /**
+   * An auth frame on an authenticated connection: it must name the same user (SPEC §3),
+   * or the connection closes. With in-band refresh on, the session moves onto it.
+   */
+  function authFrame(session: GuardedSession, token: string): void {
     const { connection } = session;
     session.refreshing = (session.refreshing ?? Promise.resolve()).then(async () => {
       try {
         const next = await verify(token, 'in-band');
-        if (next.result.user.id !== session.user.id) {
+        if (identityKey(next.result.user) !== identityKey(session.user)) {
           throw new AuthenticationError(
             'ERR_CONFLICTING_CREDENTIALS',
-            'refresh names another user',
+            'an auth frame names another user',
           );
         }
-        if (connection.state !== 'open') return;
-        unindexSession(session);
-        session.user = next.result.user;
-        session.auth = authInfoOf(next);
-        indexSession(session);
+        if (connection.state !== 'open' || !inBandRefresh) return;
+        sessions.replace(session, next.result.user, authInfoOf(next));
         report('in-band', next.authenticator, 'success');
       } catch (error) {
         fail(connection, session, 'in-band', error);
@@ -586,26 +505,49 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     });
   }
 
-  const sessionOwner: SessionOwner = { inBandRefresh, refresh, unindex: unindexSession };
+  const sessionOwner: SessionOwner = {
+    claimsAuthFrames: inBandRefresh || transports.firstMessage,
+    authFrame,
+    closed: (session) => sessions.remove(session),
+  };
+
+  /** A session guarding `connection` from now on; the caller enters it once verified. */
+  function guard(
+    scope: Scope,
+    connection: Connection,
+  ): { session: GuardedSession; appConnection: Connection } {
+    const session = new GuardedSession(connection, scope, PENDING_AUTH, sessionOwner);
+    // A guard costs nothing per socket; other connections get a listener and a wrapper.
+    if (connection instanceof BaseConnection && connection.guard(session)) {
+      return { session, appConnection: connection };
+    }
+    connection.onClose(() => sessions.remove(session));
+    return { session, appConnection: new RefreshingConnection(connection, session) };
+  }
 
   function middleware(inner: Application): Application {
     /** Runs the inner app as the verified user, for the credential's lifetime. */
-    function enter(scope: Scope, connection: Connection, verified: Verified): void | Promise<void> {
-      if (!broadcastSettled) {
+    function enter(
+      scope: Scope,
+      connection: Connection,
+      verified: Verified,
+      guarded = guard(scope, connection),
+    ): void | Promise<void> {
+      if (!listening) {
         // Only the first handshakes of a process: revocations must be heard first.
-        return joinedBroadcast.then(() => enter(scope, connection, verified));
+        return heard.then(() => enter(scope, connection, verified, guarded));
       }
       if (connection.state === 'closed') return;
       const auth = authInfoOf(verified);
       const userScope = deriveScope(scope, { user: verified.result.user, auth });
-      const session = new Session(connection, userScope, auth, sessionOwner);
-      indexSession(session);
-      let appConnection = connection;
-      // A guard costs nothing per socket; other connections get a listener and a wrapper.
-      if (!(connection instanceof BaseConnection && connection.guard(session))) {
-        connection.onClose(() => unindexSession(session));
-        if (inBandRefresh) appConnection = new RefreshingConnection(connection, session);
-      }
+      const { session, appConnection } = guarded;
+      session.user = userScope.user;
+      session.auth = auth;
+      session.entered = true;
+      sessions.add(session);
+      // Auth frames pipelined behind the credential are checked now, in order.
+      for (const token of session.early ?? []) authFrame(session, token);
+      session.early = undefined;
       report(verified.transport, verified.authenticator, 'success');
       return inner(userScope, appConnection);
     }
@@ -628,9 +570,11 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
           connection.close(CloseCode.Unauthorized, CloseReason.AuthenticationRequired);
           return;
         }
+        // Guard before verifying: frames that follow in the same read are checked too.
+        const guarded = guard(scope, connection);
         verify(token, 'first-message')
           .then(
-            (verified) => enter(scope, connection, verified),
+            (verified) => enter(scope, connection, verified, guarded),
             (error: unknown) => fail(connection, scope, 'first-message', error),
           )
           .catch((error: unknown) => fail(connection, scope, 'first-message', error));
@@ -662,8 +606,6 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
       await enter(baseScope, connection, verified);
     }
 
-    // Not an async function: a handshake whose credential is cached runs to the inner
-    // app without a promise of its own.
     return wrapApplication(inner, (scope, connection) => {
       // Idle limiter (the usual case): no need to ask the kernel for the peer address.
       if (!limiter.idle && limiter.retryAfter(scope.client.address) > 0) {
@@ -685,7 +627,8 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
       }
       const baseScope = deriveScope(scope, { subprotocols: found.subprotocols });
       if (found.credentials.length === 0) {
-        if (requireAuthentication && transports.firstMessage) {
+        // Refusing at the handshake leaves no socket for a first message to arrive on.
+        if (requireAuthentication && transports.firstMessage && !refuseAtHandshake) {
           awaitFirstMessage(baseScope, connection);
           return;
         }
@@ -697,61 +640,21 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
         report('none', null, 'anonymous');
         return inner(baseScope, connection);
       }
-      const { credentials } = found;
-      if (credentials.length === 1) {
-        const { value, transport } = credentials[0]!;
-        let cached: ChainResult | undefined;
-        try {
-          cached = peekChain(authenticators, value, { transport });
-        } catch (error) {
-          return fail(connection, scope, transport, error);
-        }
-        if (cached !== undefined) {
-          const { result, authenticator } = cached;
-          return enter(baseScope, connection, { result, authenticator, transport });
-        }
-      }
-      return verifyThenEnter(scope, baseScope, connection, credentials);
+      return verifyThenEnter(scope, baseScope, connection, found.credentials);
     });
   }
 
   // A getter, defined rather than assigned: Object.assign would copy its value once.
-  Object.defineProperty(middleware, 'size', { get: () => sessionCount, enumerable: true });
+  Object.defineProperty(middleware, 'size', { get: () => sessions.size, enumerable: true });
   return Object.assign(middleware as Middleware & { readonly size: number }, {
     layer,
+    sessions,
     revokeCredential: (credentialId: string) => broadcastCredentialRevoked(layer, credentialId),
-    revokeUser: (userId: string) => broadcastUserRevoked(layer, userId),
-    async recheckAll(): Promise<number> {
-      if (recheck === undefined) return 0;
-      let closed = 0;
-      const live = [...byUser.entries()].flatMap(([, found]) => [...found]);
-      for (const tracked of live) {
-        const { connection } = tracked;
-        // A copy: the callback must not reach the connection or the indexes.
-        const session: LiveSession = { user: tracked.user, auth: tracked.auth };
-        if (session.auth.credentialId !== null) {
-          for (const authenticator of authenticators) {
-            authenticator.invalidateCredential?.(session.auth.credentialId);
-          }
-        }
-        let valid: boolean;
-        try {
-          valid = await recheck(session);
-        } catch (error) {
-          logger.warn({ err: error }, 'could not re-check a session; keeping it for now');
-          continue;
-        }
-        if (!valid) {
-          closed += 1;
-          connection.close(CloseCode.Unauthorized, CloseReason.TokenRevoked);
-        }
-      }
-      return closed;
-    },
+    revokeUser: (user: string | UserRef) => broadcastUserRevoked(layer, user),
+    recheckAll: () => sessions.recheck(recheck),
     async close(): Promise<void> {
-      await joinedBroadcast;
-      await layer.detach(broadcastChannel);
-      expiries.stop();
+      await heard;
+      await sessions.close();
     },
   });
 }

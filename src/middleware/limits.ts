@@ -4,6 +4,7 @@
  * @module
  */
 import { wrapApplication } from '../application.js';
+import { identityKey } from '../auth/user.js';
 import type { Middleware } from '../application.js';
 import { CloseCode, CloseReason } from '../protocol/close-codes.js';
 
@@ -13,6 +14,28 @@ export interface ConnectionLimitsOptions {
   maxConnections?: number;
   /** Open connections allowed per client address. @default 0 (no limit) */
   maxConnectionsPerAddress?: number;
+  /**
+   * Open connections allowed per authenticated user, by identity (source and id, SPEC
+   * §3). Counts only after the auth middleware: place this middleware inside it.
+   * Anonymous connections are not counted. @default 0 (no limit)
+   */
+  maxConnectionsPerUser?: number;
+}
+
+/** Counts open connections per key. */
+class Counts {
+  readonly #counts = new Map<string, number>();
+  get(key: string): number {
+    return this.#counts.get(key) ?? 0;
+  }
+  add(key: string): void {
+    this.#counts.set(key, this.get(key) + 1);
+  }
+  remove(key: string): void {
+    const left = this.get(key) - 1;
+    if (left <= 0) this.#counts.delete(key);
+    else this.#counts.set(key, left);
+  }
 }
 
 /**
@@ -22,37 +45,49 @@ export interface ConnectionLimitsOptions {
  *
  * @example
  * ```ts
- * const app = connectionLimits({ maxConnectionsPerAddress: 50 })(router);
+ * // Per address before authentication, per user after it.
+ * const app = stack(
+ *   connectionLimits({ maxConnectionsPerAddress: 256 }),
+ *   auth,
+ *   connectionLimits({ maxConnectionsPerUser: 32 }),
+ * )(router);
  * ```
  * @throws {RangeError} for a negative or non-integer limit.
  */
 export function connectionLimits(options: ConnectionLimitsOptions = {}): Middleware {
-  const { maxConnections = 0, maxConnectionsPerAddress = 0 } = options;
-  for (const [name, value] of Object.entries({ maxConnections, maxConnectionsPerAddress })) {
+  const { maxConnections = 0, maxConnectionsPerAddress = 0, maxConnectionsPerUser = 0 } = options;
+  for (const [name, value] of Object.entries({
+    maxConnections,
+    maxConnectionsPerAddress,
+    maxConnectionsPerUser,
+  })) {
     if (!Number.isInteger(value) || value < 0) {
       throw new RangeError(`The "${name}" option must be a non-negative integer`);
     }
   }
   let total = 0;
-  const perAddress = new Map<string, number>();
+  const perAddress = new Counts();
+  const perUser = new Counts();
   return (inner) =>
     wrapApplication(inner, (scope, connection) => {
-      const address = scope.client.address;
-      const fromAddress = perAddress.get(address) ?? 0;
+      const address = maxConnectionsPerAddress > 0 ? scope.client.address : undefined;
+      const user =
+        maxConnectionsPerUser > 0 && !scope.user.isAnonymous ? identityKey(scope.user) : undefined;
       if (
         (maxConnections > 0 && total >= maxConnections) ||
-        (maxConnectionsPerAddress > 0 && fromAddress >= maxConnectionsPerAddress)
+        (address !== undefined && perAddress.get(address) >= maxConnectionsPerAddress) ||
+        (user !== undefined && perUser.get(user) >= maxConnectionsPerUser)
       ) {
         connection.close(CloseCode.TooManyRequests, CloseReason.TooManyConnections);
         return;
       }
       total += 1;
-      perAddress.set(address, fromAddress + 1);
+      if (address !== undefined) perAddress.add(address);
+      if (user !== undefined) perUser.add(user);
       connection.onClose(() => {
         total -= 1;
-        const left = (perAddress.get(address) ?? 1) - 1;
-        if (left <= 0) perAddress.delete(address);
-        else perAddress.set(address, left);
+        if (address !== undefined) perAddress.remove(address);
+        if (user !== undefined) perUser.remove(user);
       });
       return inner(scope, connection);
     });

@@ -115,6 +115,12 @@ export interface PortcullisRestOptions {
   /** Throttling of `POST auth/token`. */
   readonly loginRateLimit?: LoginRateLimitOptions;
   /**
+   * Throttling of `POST auth/ticket`, per user: past `max` tickets per `windowMs`, `429`
+   * with `Retry-After`. `max: 0` switches it off.
+   * @default { max: 30, windowMs: 60_000 }
+   */
+  readonly ticketRateLimit?: LoginRateLimitOptions;
+  /**
    * Where the plugin logs (server errors with their details, throttling, revocations that
    * could not reach the sockets). It never logs a credential.
    * @default each request's `request.log`
@@ -144,6 +150,21 @@ const STORE_METHODS = [
 
 function isPositiveInteger(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) > 0;
+}
+
+function resolveRateLimit(
+  option: string,
+  limit: LoginRateLimitOptions,
+  defaultMax: number,
+): { max: number; windowMs: number } {
+  const { max = defaultMax, windowMs = 60_000 /* 1 minute */ } = limit;
+  if (!Number.isSafeInteger(max) || max < 0) {
+    throw new RangeError(`portcullisRest: options.${option}.max must be a non-negative integer`);
+  }
+  if (!isPositiveInteger(windowMs)) {
+    throw new RangeError(`portcullisRest: options.${option}.windowMs must be a positive integer`);
+  }
+  return { max, windowMs };
 }
 
 function resolveRevoker(revoke: PortcullisRestOptions['revoke']): RestRevoker | undefined {
@@ -185,6 +206,7 @@ function resolveOptions(options: PortcullisRestOptions): RouteContext & { prefix
     tokenTtlMs,
     passwordParams,
     loginRateLimit = {},
+    ticketRateLimit = {},
     logger,
     now = Date.now,
   } = options;
@@ -221,24 +243,16 @@ function resolveOptions(options: PortcullisRestOptions): RouteContext & { prefix
     ...(passwordParams === undefined ? {} : { passwordParams }),
     now,
   });
-  const { max = 10, windowMs = 60_000 /* 1 minute */ } = loginRateLimit;
-  if (!Number.isSafeInteger(max) || max < 0) {
-    throw new RangeError(
-      'portcullisRest: options.loginRateLimit.max must be a non-negative integer',
-    );
-  }
-  if (!isPositiveInteger(windowMs)) {
-    throw new RangeError(
-      'portcullisRest: options.loginRateLimit.windowMs must be a positive integer',
-    );
-  }
+  const login = resolveRateLimit('loginRateLimit', loginRateLimit, 10);
+  const tickets = resolveRateLimit('ticketRateLimit', ticketRateLimit, 30);
   return {
     store,
     accounts,
     authenticators,
     revoke: resolveRevoker(revoke),
     prefix,
-    loginRateLimit: { max, windowMs },
+    loginRateLimit: login,
+    ticketRateLimit: tickets,
     logger,
     now,
   };

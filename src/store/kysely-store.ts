@@ -6,6 +6,7 @@
  */
 import { Kysely, Migrator, sql } from 'kysely';
 import { ConfigError, ServiceUnavailableError } from '../errors.js';
+import { PORTCULLIS_SOURCE } from '../auth/user.js';
 import { isStorableText } from '../text.js';
 import { SchemaOutdatedError, UsernameTakenError } from './errors.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE, migrationProvider } from './migrations/index.js';
@@ -83,6 +84,7 @@ interface UserRow {
 
 function toStoredUser(row: UserRow): StoredUser {
   return {
+    source: PORTCULLIS_SOURCE,
     id: String(row.id),
     username: row.username,
     isStaff: row.is_staff === 1,

@@ -344,7 +344,10 @@ describe('portcullis token revoke', () => {
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.equal(revoked.stdout, 'revoked 1 token\n');
     // Without Redis a running gateway cannot be told; the note says what happens instead.
-    assert.match(revoked.stderr, /^note: without REDIS_URL, running gateways refuse/);
+    assert.match(
+      revoked.stderr,
+      /^note: without REDIS_URL, running gateways on this database close/,
+    );
     await assert.rejects(accounts.verifyToken(token), (error: unknown) => {
       assert.ok(error instanceof AuthenticationError);
       assert.equal(error.code, 'ERR_TOKEN_REVOKED');

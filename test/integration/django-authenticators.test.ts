@@ -188,6 +188,7 @@ for (const variant of [sqlite, postgres]) {
         assert.equal(auth.name, 'drf-token');
         const alice = await auth.authenticate(ALICE_KEY, ctx);
         assert.deepEqual(alice?.user, {
+          source: 'django',
           id: '1',
           username: 'alice',
           isStaff: true,
@@ -198,6 +199,7 @@ for (const variant of [sqlite, postgres]) {
         assert.ok(!ALICE_KEY.includes((alice?.credentialId ?? '').slice(4)));
         const bob = await auth.authenticate(BOB_KEY, ctx);
         assert.deepEqual(bob?.user, {
+          source: 'django',
           id: '2',
           username: 'bob',
           isStaff: false,
@@ -252,7 +254,7 @@ for (const variant of [sqlite, postgres]) {
         assert.equal(auth.name, 'simplejwt');
         const token = await simpleJwt({ user_id: 1, jti: 'abc123' });
         assert.deepEqual(await auth.authenticate(token, ctx), {
-          user: { id: '1', username: 'alice', isStaff: true, isAnonymous: false },
+          user: { source: 'django', id: '1', username: 'alice', isStaff: true, isAnonymous: false },
           credentialId: 'abc123',
           expiresAt: new Date((T0_S + 300) * 1000),
         });
@@ -324,13 +326,20 @@ describe('simpleJwtAuthenticator without a database', () => {
       ctx,
     );
     assert.deepEqual(result?.user, {
+      source: 'django',
       id: '5',
       username: 'dave',
       isStaff: true,
       isAnonymous: false,
     });
     const bare = await auth.authenticate(await simpleJwt({ user_id: '6' }), ctx);
-    assert.deepEqual(bare?.user, { id: '6', username: '6', isStaff: false, isAnonymous: false });
+    assert.deepEqual(bare?.user, {
+      source: 'django',
+      id: '6',
+      username: '6',
+      isStaff: false,
+      isAnonymous: false,
+    });
   });
 
   test('custom userIdClaim and tokenType', async () => {

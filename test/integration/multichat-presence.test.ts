@@ -270,8 +270,20 @@ describe('MultiChat with presence, in process', () => {
     getRoom: async (id) => (String(id) === lobby.id ? lobby : undefined),
     listRooms: async () => [lobby],
   };
-  const alice: User = { id: '1', username: 'alice', isStaff: false, isAnonymous: false };
-  const bob: User = { id: '2', username: 'bob', isStaff: false, isAnonymous: false };
+  const alice: User = {
+    source: 'test',
+    id: '1',
+    username: 'alice',
+    isStaff: false,
+    isAnonymous: false,
+  };
+  const bob: User = {
+    source: 'test',
+    id: '2',
+    username: 'bob',
+    isStaff: false,
+    isAnonymous: false,
+  };
   const layers: MemoryChannelLayer[] = [];
   const communicators: WebsocketCommunicator[] = [];
 

@@ -586,7 +586,13 @@ describe('MultiChat in process', () => {
     listRooms: async () => [lobby],
   };
   const app = multichatApp({ store, layer, logger });
-  const alice: User = { id: '1', username: 'alice', isStaff: false, isAnonymous: false };
+  const alice: User = {
+    source: 'test',
+    id: '1',
+    username: 'alice',
+    isStaff: false,
+    isAnonymous: false,
+  };
   const communicators: WebsocketCommunicator[] = [];
   const communicator = (options: CommunicatorOptions = {}): WebsocketCommunicator => {
     const created = new WebsocketCommunicator(app, '/ws/chat/', options);

@@ -112,6 +112,7 @@ for (const variant of variants) {
         assert.match(alice.id, /^[1-9][0-9]*$/);
         assert.notEqual(alice.id, bob.id);
         assert.deepEqual(alice, {
+          source: 'portcullis',
           id: alice.id,
           username: 'alice',
           isStaff: true,
@@ -154,6 +155,7 @@ for (const variant of variants) {
         const alice = await accounts.createUser({ username: 'alice', password: 'correct horse' });
         await accounts.createUser({ username: 'tokens-only' });
         assert.deepEqual(await accounts.authenticatePassword('alice', 'correct horse'), {
+          source: 'portcullis',
           id: alice.id,
           username: 'alice',
           isStaff: false,
@@ -191,7 +193,13 @@ for (const variant of variants) {
         assert.match(created.token, /^pcu_[0-9A-Za-z]{38}$/);
         assert.deepEqual(created.expiresAt, new Date(clock + 30 * DAY));
         assert.deepEqual(await accounts.verifyToken(created.token), {
-          user: { id: alice.id, username: 'alice', isStaff: false, isAnonymous: false },
+          user: {
+            source: 'portcullis',
+            id: alice.id,
+            username: 'alice',
+            isStaff: false,
+            isAnonymous: false,
+          },
           tokenId: created.id,
           expiresAt: created.expiresAt,
         });
@@ -378,7 +386,13 @@ for (const variant of variants) {
         assert.match(ticket, /^pct_[0-9A-Za-z]{38}$/);
         assert.equal(expiresIn, 30);
         assert.deepEqual(await accounts.consumeTicket(ticket), {
-          user: { id: alice.id, username: 'alice', isStaff: true, isAnonymous: false },
+          user: {
+            source: 'portcullis',
+            id: alice.id,
+            username: 'alice',
+            isStaff: true,
+            isAnonymous: false,
+          },
           tokenId: token.id,
           expiresAt: token.expiresAt,
         });

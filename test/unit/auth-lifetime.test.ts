@@ -138,7 +138,7 @@ describe('credential lifetime', () => {
     assert.equal(auth.size, 3);
     await auth.revokeCredential('ann:50000');
     assert.deepEqual(await first.waitForClose(), { code: 4401, reason: 'token revoked' });
-    await auth.revokeUser('bob');
+    await auth.revokeUser({ source: 'test', id: 'bob' });
     assert.deepEqual(await second.waitForClose(), { code: 4401, reason: 'token revoked' });
     assert.deepEqual(await third.waitForClose(), { code: 4401, reason: 'token revoked' });
     assert.equal(auth.size, 0);

@@ -6,10 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import type { CryptoKey, JWK, JWTPayload } from 'jose';
 import { customAuthenticator } from '../../src/auth/authenticators/custom.js';
-import { DECLINED } from '../../src/auth/authenticator.js';
-import type { Authenticator } from '../../src/auth/authenticator.js';
 import { jwtAuthenticator } from '../../src/auth/authenticators/jwt.js';
-import { peekChain } from '../../src/auth/chain.js';
 import type { JwtAuthenticatorOptions } from '../../src/auth/authenticators/jwt.js';
 import { AuthenticationError, ServiceUnavailableError } from '../../src/errors.js';
 import { fakeClock, T0 } from '../helpers/clock.js';
@@ -65,7 +62,7 @@ describe('jwtAuthenticator: algorithms', () => {
     );
     const result = await auth.authenticate(token, ctx);
     assert.deepEqual(result, {
-      user: { id: '42', username: 'alice', isStaff: false, isAnonymous: false },
+      user: { source: 'jwt', id: '42', username: 'alice', isStaff: false, isAnonymous: false },
       credentialId: 'j-1',
       expiresAt: new Date((T0_S + 3600) * 1000),
     });
@@ -254,12 +251,14 @@ describe('jwtAuthenticator: claims', () => {
     const user = async (claims: JWTPayload): Promise<unknown> =>
       (await auth.authenticate(await sign(claims, key, 'HS256'), ctx))?.user;
     assert.deepEqual(await user({ sub: '1', username: 'u', is_staff: true }), {
+      source: 'jwt',
       id: '1',
       username: 'u',
       isStaff: true,
       isAnonymous: false,
     });
     assert.deepEqual(await user({ sub: '2', preferred_username: 'pref' }), {
+      source: 'jwt',
       id: '2',
       username: 'pref',
       isStaff: false,
@@ -268,10 +267,11 @@ describe('jwtAuthenticator: claims', () => {
     // username wins over preferred_username; a non-boolean is_staff is not staff.
     assert.deepEqual(
       await user({ sub: '3', username: 'main', preferred_username: 'pref', is_staff: 'true' }),
-      { id: '3', username: 'main', isStaff: false, isAnonymous: false },
+      { source: 'jwt', id: '3', username: 'main', isStaff: false, isAnonymous: false },
     );
     // No name claim: the id is the name.
     assert.deepEqual(await user({ sub: '4' }), {
+      source: 'jwt',
       id: '4',
       username: '4',
       isStaff: false,
@@ -293,6 +293,7 @@ describe('jwtAuthenticator: claims', () => {
     );
     const result = await auth.authenticate(token, ctx);
     assert.deepEqual(result?.user, {
+      source: 'jwt',
       id: '99',
       username: 'carol',
       isStaff: true,
@@ -580,8 +581,9 @@ describe('customAuthenticator', () => {
       return credential === 'ak_good' ? { user, credentialId: 'k1', expiresAt: null } : undefined;
     });
     assert.equal(auth.name, 'api-key');
+    // A user without a source belongs to the authenticator (SPEC §3 identity).
     assert.deepEqual(await auth.authenticate('ak_good', ctx), {
-      user,
+      user: { ...user, source: 'api-key' },
       credentialId: 'k1',
       expiresAt: null,
     });
@@ -639,43 +641,24 @@ describe('jwtAuthenticator: secrecy', () => {
   });
 });
 
-describe('peek() and peekChain', () => {
-  test('a JWT is answered from memory once verified; other strings are declined', async () => {
+describe('token types (SPEC §3)', () => {
+  test('a JWT whose token_type is not access is refused, whatever its claims', async () => {
     const auth = jwtAuthenticator({ secret: SECRET, now: fakeClock().now });
-    const token = await sign({ sub: '7', jti: 'j-7' }, secretBytes(SECRET), 'HS256');
-    assert.equal(auth.peek?.('pcu_not_a_jwt', ctx), DECLINED);
-    assert.equal(auth.peek?.(token, ctx), undefined);
-    const verified = await auth.authenticate(token, ctx);
-    assert.deepEqual(auth.peek?.(token, ctx), verified);
-  });
-
-  test('the chain skips decliners, stops at an unknown, and refuses what nobody knows', () => {
-    const declines: Authenticator = {
-      name: 'a',
-      authenticate: async () => undefined,
-      peek: () => DECLINED,
-    };
-    const knows: Authenticator = {
-      name: 'b',
-      authenticate: async () => undefined,
-      peek: (credential: string) =>
-        credential === 'known'
-          ? {
-              user: { id: '1', username: 'u', isStaff: false, isAnonymous: false },
-              credentialId: null,
-              expiresAt: null,
-            }
-          : DECLINED,
-    };
-    const unsure: Authenticator = {
-      name: 'c',
-      authenticate: async () => undefined,
-      peek: () => undefined,
-    };
-    const noPeek = customAuthenticator('d', async () => undefined);
-    assert.equal(peekChain([declines, knows], 'known', ctx)?.authenticator, 'b');
-    assert.equal(peekChain([declines, unsure, knows], 'known', ctx), undefined);
-    assert.equal(peekChain([noPeek, knows], 'known', ctx), undefined);
-    assert.throws(() => peekChain([declines, knows], 'other', ctx), AuthenticationError);
+    const key = secretBytes(SECRET);
+    // A SimpleJWT refresh token of an app that set USER_ID_CLAIM = "sub".
+    const refresh = await sign({ sub: '2', jti: 'r-1', token_type: 'refresh' }, key, 'HS256');
+    await assert.rejects(auth.authenticate(refresh, ctx), (error: unknown) => {
+      assert.ok(error instanceof AuthenticationError);
+      assert.equal(error.code, 'ERR_INVALID_CREDENTIALS');
+      return true;
+    });
+    for (const type of ['id', '', 'ACCESS', 1]) {
+      const other = await sign({ sub: '2', token_type: type }, key, 'HS256');
+      await assert.rejects(auth.authenticate(other, ctx), AuthenticationError, String(type));
+    }
+    const access = await sign({ sub: '2', token_type: 'access' }, key, 'HS256');
+    assert.equal((await auth.authenticate(access, ctx))?.user.id, '2');
+    const plain = await sign({ sub: '2' }, key, 'HS256');
+    assert.equal((await auth.authenticate(plain, ctx))?.user.id, '2');
   });
 });

@@ -123,7 +123,7 @@ describe('scope.query', () => {
 });
 
 describe('deriveScope', () => {
-  const user = { id: '7', username: 'ann', isStaff: false, isAnonymous: false };
+  const user = { source: 'test', id: '7', username: 'ann', isStaff: false, isAnonymous: false };
   const auth = {
     method: 'header',
     authenticator: 'token',

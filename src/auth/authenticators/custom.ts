@@ -5,6 +5,7 @@
  * @module
  */
 import type { AuthContext, AuthResult, Authenticator } from '../authenticator.js';
+import type { User } from '../user.js';
 import { assertName } from './jwt.js';
 
 /**
@@ -16,7 +17,15 @@ import { assertName } from './jwt.js';
 export type AuthenticateFunction = (
   credential: string,
   context: AuthContext,
-) => Promise<AuthResult | undefined>;
+) => Promise<CustomAuthResult | undefined>;
+
+/**
+ * What an {@link AuthenticateFunction} resolves with: an {@link AuthResult} whose user may
+ * leave out `source`, which then is the authenticator's name (SPEC §3 identity).
+ */
+export interface CustomAuthResult extends Omit<AuthResult, 'user'> {
+  readonly user: Omit<User, 'source'> & { readonly source?: string };
+}
 
 /**
  * Wraps a function as an {@link Authenticator}.
@@ -51,7 +60,10 @@ export function customAuthenticator(name: string, fn: AuthenticateFunction): Aut
           `customAuthenticator(${JSON.stringify(name)}): the function must resolve to undefined or { user, credentialId, expiresAt } with a non-anonymous user`,
         );
       }
-      return result;
+      // A user without a source is this authenticator's own (SPEC §3 identity).
+      const { user } = result;
+      if (typeof user.source === 'string' && user.source !== '') return result;
+      return { ...result, user: { ...user, source: name } };
     },
   };
 }

@@ -267,7 +267,7 @@ export function simpleJwtAuthenticator(options: SimpleJwtAuthenticatorOptions): 
       if (verified === undefined) return undefined;
       let user: User;
       if (db === undefined) {
-        user = userFromClaims(verified.payload, claimNames);
+        user = userFromClaims(verified.payload, claimNames, DJANGO_SOURCE);
       } else {
         // Pass the claim as it came (SimpleJWT keeps integer ids as integers) so that both
         // SQLite and PostgreSQL compare it with an integer column without a cast.
@@ -303,6 +303,9 @@ function assertDb(label: string, db: unknown): void {
   }
 }
 
+/** The source of a Django app's users (SPEC §3 identity), whichever credential named them. */
+export const DJANGO_SOURCE = 'django';
+
 async function query<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
@@ -317,6 +320,7 @@ function activeUser(
   // Django's ModelBackend and DRF's TokenAuthentication both refuse inactive users.
   if (!truthy(row.is_active)) throw invalid('user inactive or deleted');
   return Object.freeze({
+    source: DJANGO_SOURCE,
     id: String(row.id),
     username: row.username,
     isStaff: truthy(row.is_staff),

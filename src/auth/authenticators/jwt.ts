@@ -12,7 +12,6 @@ import { createPublicKey, KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import type { JWK, JWTPayload, JWTVerifyGetKey, JWTVerifyOptions } from 'jose';
 import { AuthenticationError, ServiceUnavailableError } from '../../errors.js';
-import { DECLINED } from '../authenticator.js';
 import type { AuthResult, Authenticator } from '../authenticator.js';
 import type { User } from '../user.js';
 import { credentialDigest, VerificationCache } from '../verification-cache.js';
@@ -235,6 +234,12 @@ export function jwtAuthenticator(options: JwtAuthenticatorOptions): JwtAuthentic
     secretOption: 'secret',
     publicKeyOption: 'publicKey',
     userIdClaim: claimNames.id,
+    validate(payload) {
+      // SPEC §3: a JWT that says it is not an access token (a SimpleJWT refresh token) is
+      // refused whatever its other claims, so a refresh token never opens a socket.
+      const tokenType = payload[TOKEN_TYPE_CLAIM];
+      if (tokenType !== undefined && tokenType !== 'access') throw invalid('not an access token');
+    },
   });
   const toResult = (verified: VerifiedJwt): AuthResult => ({
     user: userFromClaims(verified.payload, claimNames),
@@ -243,10 +248,6 @@ export function jwtAuthenticator(options: JwtAuthenticatorOptions): JwtAuthentic
   });
   return {
     name,
-    peek(credential) {
-      const verified = verifier.peek(credential);
-      return verified === DECLINED || verified === undefined ? verified : toResult(verified);
-    },
     async authenticate(credential) {
       const verified = await verifier.verify(credential);
       return verified === undefined ? undefined : toResult(verified);
@@ -307,8 +308,6 @@ export interface JwtVerifierSettings {
 export interface JwtVerifier {
   /** `undefined` when the credential is not JWT-shaped; throws when it is and is invalid. */
   verify(credential: string): Promise<VerifiedJwt | undefined>;
-  /** From memory: {@link DECLINED} when not JWT-shaped, a cached success, or `undefined`. */
-  peek(credential: string): VerifiedJwt | typeof DECLINED | undefined;
   invalidateCredential(credentialId: string): void;
   invalidateUser(userId: string): void;
 }
@@ -341,12 +340,6 @@ export function createJwtVerifier(
     cache === false ? undefined : new VerificationCache<VerifiedJwt>({ ...cache, now });
 
   return {
-    peek(credential) {
-      if (!isJwtShaped(credential)) return DECLINED;
-      if (credential.length > MAX_JWT_LENGTH) throw invalid('token too large');
-      return verified?.get(credential);
-    },
-
     async verify(credential) {
       if (!isJwtShaped(credential)) return undefined;
       if (credential.length > MAX_JWT_LENGTH) throw invalid('token too large');
@@ -405,8 +398,23 @@ export function isJwtShaped(credential: string): boolean {
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
+/** The claim SimpleJWT (and others) name the token's kind in: `access` or `refresh`. */
+const TOKEN_TYPE_CLAIM = 'token_type';
+
+/**
+ * @internal The source of a JWT's user (SPEC §3 identity): each issuer is its own,
+ * `jwt:<iss>`; a token without `iss` belongs to the plain `jwt` source.
+ */
+export function jwtSource(payload: JWTPayload): string {
+  return typeof payload.iss === 'string' && payload.iss !== '' ? `jwt:${payload.iss}` : 'jwt';
+}
+
 /** @internal Maps verified claims to a {@link User} (SPEC §3). */
-export function userFromClaims(payload: JWTPayload, names: ResolvedClaimNames): User {
+export function userFromClaims(
+  payload: JWTPayload,
+  names: ResolvedClaimNames,
+  source: string = jwtSource(payload),
+): User {
   const id = claimAsId(payload[names.id]);
   if (id === undefined) throw invalid(`token has no valid "${names.id}" claim`);
   let username = id;
@@ -418,6 +426,7 @@ export function userFromClaims(payload: JWTPayload, names: ResolvedClaimNames): 
     }
   }
   return Object.freeze({
+    source,
     id,
     username,
     isStaff: payload[names.isStaff] === true,

@@ -6,16 +6,19 @@
  */
 import { AuthenticationError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
-import { redeemStoredTicket, verifyStoredToken } from '../accounts.js';
+import { redeemStoredTicket, verifyStoredToken, withdrawnTokens } from '../accounts.js';
 import type { TicketRows, TokenRows } from '../accounts.js';
-import { DECLINED } from '../authenticator.js';
 import type { AuthContext, AuthResult, Authenticator } from '../authenticator.js';
 import { looksLikeTicket, parseTicket } from '../tickets.js';
 import { digestToken, looksLikePortcullisToken, parseToken } from '../tokens.js';
+import type { LiveSession } from '../sessions.js';
 import { VerificationCache } from '../verification-cache.js';
 
-/** The part of a {@link Store} the token authenticator uses. */
-export type TokenVerifier = TokenRows & Partial<Pick<Store, 'onRevoke'>>;
+/**
+ * The part of a {@link Store} the token authenticator uses; with `getTokens` (a `Store`
+ * has it) it can also re-check live sessions.
+ */
+export type TokenVerifier = TokenRows & Partial<Pick<Store, 'onRevoke' | 'getTokens'>>;
 
 /** Options of {@link tokenAuthenticator}. */
 export interface TokenAuthenticatorOptions {
@@ -49,8 +52,6 @@ export interface TokenAuthenticatorOptions {
 /** A token {@link Authenticator} with a verification cache that can be evicted. */
 export interface TokenAuthenticator extends Authenticator {
   readonly name: 'token';
-  /** A cached verification, {@link DECLINED} for a non-`pcu_` string, else `undefined`. */
-  peek(credential: string, context?: AuthContext): AuthResult | typeof DECLINED | undefined;
   /**
    * Forgets a token at once (it was revoked): `credentialId` is the token id. The auth
    * middleware calls it when a revocation arrives from any process. Verifications in
@@ -62,10 +63,32 @@ export interface TokenAuthenticator extends Authenticator {
   /** Forgets every token of a user at once (logout everywhere, deactivation). */
   invalidateUser(userId: string): void;
   /**
+   * Of these live sessions, those whose token was revoked or whose user was deactivated
+   * since (one query per 1,000 tokens), evicted from the cache too. Needs `store.getTokens`.
+   */
+  recheck(sessions: readonly LiveSession[]): Promise<LiveSession[]>;
+  /**
    * Stops listening to the store's revocations and empties the cache; later calls still
    * work, each asking the store.
    */
   close(): void;
+}
+
+/**
+ * The sessions whose token id (`credentialId`) no longer authenticates, read from the
+ * store in batches.
+ */
+async function sessionsWithWithdrawnTokens(
+  store: Partial<Pick<Store, 'getTokens'>>,
+  sessions: readonly LiveSession[],
+): Promise<LiveSession[]> {
+  if (store.getTokens === undefined) return [];
+  const ids = new Set<string>();
+  for (const { auth } of sessions) if (auth.credentialId !== null) ids.add(auth.credentialId);
+  const withdrawn = await withdrawnTokens(store as Pick<Store, 'getTokens'>, ids);
+  return sessions.filter(
+    ({ auth }) => auth.credentialId !== null && withdrawn.has(auth.credentialId),
+  );
 }
 
 const invalidCredentials = (): AuthenticationError =>
@@ -159,12 +182,6 @@ export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAut
   return {
     name: 'token',
 
-    peek(credential: string): AuthResult | typeof DECLINED | undefined {
-      if (!looksLikePortcullisToken(credential)) return DECLINED;
-      if (parseToken(credential) === undefined) throw invalidCredentials();
-      return cache?.getByDigest(digestToken(credential));
-    },
-
     async authenticate(credential: string, _context: AuthContext): Promise<AuthResult | undefined> {
       if (!looksLikePortcullisToken(credential)) return undefined;
       // Recognised: from here on, failure is an error and never a fall-through (SPEC §3).
@@ -183,6 +200,12 @@ export function tokenAuthenticator(options: TokenAuthenticatorOptions): TokenAut
     invalidateCredential: invalidate,
     invalidate,
     invalidateUser,
+
+    async recheck(sessions) {
+      const refused = await sessionsWithWithdrawnTokens(store, sessions);
+      for (const { auth } of refused) invalidate(auth.credentialId!);
+      return refused;
+    },
 
     close(): void {
       closed = true;
@@ -223,8 +246,8 @@ export function ticketAuthenticator(options: TicketAuthenticatorOptions): Authen
   }
   return {
     name: 'ticket',
-    // A ticket is redeemed in the store every time: nothing to tell from memory.
-    peek: (credential: string) => (looksLikeTicket(credential) ? undefined : DECLINED),
+    // A ticket's session holds the token that asked for it.
+    recheck: (sessions) => sessionsWithWithdrawnTokens(store, sessions),
 
     async authenticate(credential: string, _context: AuthContext): Promise<AuthResult | undefined> {
       if (!looksLikeTicket(credential)) return undefined;

@@ -10,8 +10,8 @@ import { configFor, ExitCode, withStore } from './command.js';
 import type { CommandContext } from './command.js';
 import { CommandFailed, describeFailure, UsageError } from './failures.js';
 
-/** The token authenticator's cache lifetime: how late a gateway without Redis notices. */
-const TOKEN_CACHE_SECONDS = 5;
+/** How often a gateway re-reads its live sessions' tokens: how late one without Redis notices. */
+const RECHECK_SECONDS = 5;
 
 export async function revokeTokens(context: CommandContext): Promise<number> {
   const { values, positionals } = context.parsed;
@@ -53,7 +53,7 @@ export async function revokeTokens(context: CommandContext): Promise<number> {
     const published = await publishRevocation(config, revoked);
     if (!published) {
       stderr.write(
-        `note: without REDIS_URL, running gateways refuse the revoked tokens within ${TOKEN_CACHE_SECONDS} s, but sockets already open stay open until they reconnect or expire (POST /api/auth/logout closes them at once)\n`,
+        `note: without REDIS_URL, running gateways on this database close the revoked tokens' sockets within ${RECHECK_SECONDS} s (POST /api/auth/logout closes them at once)\n`,
       );
     }
   } catch (error) {

@@ -7,8 +7,10 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import { AddressWindowLimiter } from '../../auth/rate-limit.js';
+import { identityKey } from '../../auth/user.js';
+import { unstorableText } from '../../text.js';
 import { RestDetail, RestError, type FieldErrors } from '../error-handler.js';
-import type { RouteContext } from './context.js';
+import type { ResolvedRateLimit, RouteContext } from './context.js';
 import { refuse, requirePortcullisToken, type RouteGuard } from './guards.js';
 
 /** The body of `POST auth/token`. */
@@ -81,6 +83,8 @@ const drfStringFields: FastifySchemaCompiler<unknown> = ({ schema }) => {
       else if (text === '') fields[name] = ['This field may not be blank.'];
       else if (text.length > maxLength)
         fields[name] = [`Ensure this field has no more than ${maxLength} characters.`];
+      // Before any driver sees it: PostgreSQL refuses U+0000 with an error (issue 16).
+      else if (unstorableText(text) !== undefined) fields[name] = [unstorableText(text)!];
       else value[name] = text;
     }
     if (Object.keys(fields).length > 0) {
@@ -90,19 +94,26 @@ const drfStringFields: FastifySchemaCompiler<unknown> = ({ schema }) => {
   };
 };
 
-/** A login throttle hook: `429` with DRF's text and `Retry-After`. */
-function loginThrottle(context: RouteContext): RouteGuard {
-  const { max, windowMs } = context.loginRateLimit;
+/**
+ * A throttle hook: `429` with DRF's text and `Retry-After` once `keyOf(request)` used up
+ * its window. Every attempt counts.
+ */
+function throttle(
+  context: RouteContext,
+  { max, windowMs }: ResolvedRateLimit,
+  keyOf: (request: FastifyRequest) => string,
+  what: string,
+): RouteGuard {
   const limiter = new AddressWindowLimiter({ max, windowMs, now: context.now });
   return (request, reply, done) => {
-    const wait = limiter.hit(request.ip);
+    const wait = limiter.hit(keyOf(request));
     if (wait === 0) {
       done();
       return;
     }
     (context.logger ?? request.log).info(
       { reqId: request.id, remoteAddress: request.ip },
-      'login throttled',
+      `${what} throttled`,
     );
     refuse(
       reply,
@@ -153,7 +164,7 @@ export function registerAuthRoutes(fastify: FastifyInstance, context: RouteConte
       validatorCompiler: drfStringFields,
       // A login body is two short strings; anything bigger is refused before parsing.
       bodyLimit: 8 * 1024,
-      onRequest: loginThrottle(context),
+      onRequest: throttle(context, context.loginRateLimit, (request) => request.ip, 'login'),
     },
     async (request, reply) => {
       const { username, password } = request.body;
@@ -172,14 +183,26 @@ export function registerAuthRoutes(fastify: FastifyInstance, context: RouteConte
     },
   );
 
-  fastify.post('/auth/ticket', { preHandler: requirePortcullisToken }, async (request, reply) => {
-    const { ticket, expiresIn } = await accounts.createTicket(
-      request.user.id,
-      callerTokenId(request),
-    );
-    void reply.header('Cache-Control', 'no-store');
-    return { ticket, expires_in: expiresIn };
-  });
+  // Per user (SPEC §3 identity): a ticket costs a database write, and a stolen token
+  // must not mint them without bound (issue 16).
+  const ticketThrottle = throttle(
+    context,
+    context.ticketRateLimit,
+    (request) => identityKey(request.user),
+    'ticket issuance',
+  );
+  fastify.post(
+    '/auth/ticket',
+    { preHandler: [requirePortcullisToken, ticketThrottle] },
+    async (request, reply) => {
+      const { ticket, expiresIn } = await accounts.createTicket(
+        request.user.id,
+        callerTokenId(request),
+      );
+      void reply.header('Cache-Control', 'no-store');
+      return { ticket, expires_in: expiresIn };
+    },
+  );
 
   fastify.post(
     '/auth/logout',

@@ -39,6 +39,7 @@ export interface RouteContext {
   readonly authenticators: readonly Authenticator[];
   readonly revoke: RestRevoker | undefined;
   readonly loginRateLimit: ResolvedRateLimit;
+  readonly ticketRateLimit: ResolvedRateLimit;
   readonly logger: FastifyBaseLogger | undefined;
   readonly now: () => number;
 }

@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { Application } from '../../../application.js';
+import { identityKey } from '../../../auth/user.js';
 import type { User } from '../../../auth/user.js';
 import type { ConsumerOptions } from '../../../consumer/consumer.js';
 import { JsonWebsocketConsumer } from '../../../consumer/json-consumer.js';
@@ -497,7 +498,9 @@ export function multichatApp(options: MultichatOptions): Application {
      */
     async #enterPresence(presence: Presence, group: string): Promise<void> {
       const channel = this.#channel;
-      const { id: userId, username } = this.scope.user;
+      // Presence keys on identity (SPEC §3): JWT user 2 is not the store's user 2.
+      const { username } = this.scope.user;
+      const userId = identityKey(this.scope.user);
       addLocal(group, channel, userId);
       try {
         await presence.join(group, { id: channel, userId, username });

@@ -40,6 +40,7 @@ import { canJoin, multichatApp } from './apps/multichat/index.js';
 import { defaultAllowedOrigins } from './config.js';
 import type { GatewayConfig } from './config.js';
 import { seedDemo } from './demo.js';
+import { MAX_TICKETS, openLimits } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
 import { RedisHealth, redisLocation } from './redis.js';
 
@@ -218,8 +219,12 @@ async function assemble(
   // The default allow-list names the gateway's own origin, whose port is only known
   // after listen() when the configured port is 0.
   let originAllowed = originMatcher(config.allowedOrigins);
+  // REDIS_PREFIX is the redis engineer's setting; until it lands every key starts here.
+  const rateLimits = await openLimits(config, logger, 'portcullis');
   const auth = authMiddleware({
     authenticators,
+    ...(rateLimits.failures === undefined ? {} : { failureLimiter: rateLimits.failures }),
+    ...(rateLimits.messageRate === undefined ? {} : { messageRate: rateLimits.messageRate }),
     allowedOrigins: (origin) => originAllowed(origin),
     requireAuthentication: true,
     refuseAtHandshake: config.handshakeRefusal,
@@ -291,7 +296,11 @@ async function assemble(
     authenticators,
     revoke: auth,
     tokenTtlMs: config.tokenTtlMs,
-    ...(config.bench ? { ticketRateLimit: { max: 0 } } : {}),
+    ...(rateLimits.logins === undefined ? {} : { loginRateLimit: { limiter: rateLimits.logins } }),
+    ticketRateLimit:
+      rateLimits.tickets !== undefined
+        ? { limiter: rateLimits.tickets }
+        : { max: config.bench ? 0 : MAX_TICKETS },
   });
 
   fastify.get('/healthz', async () => ({ status: 'ok' }));
@@ -393,6 +402,7 @@ async function assemble(
         await transport.close();
         await fastify.close();
         await auth.close();
+        await rateLimits.close();
         await presence.close();
         await rawLayer.close();
         await store.close();

@@ -21,6 +21,7 @@ import type { Authenticator, AuthResult } from '../auth/authenticator.js';
 import { authenticateWithChain } from '../auth/chain.js';
 import { findCredentials } from '../auth/credentials.js';
 import { AddressWindowLimiter } from '../auth/rate-limit.js';
+import type { AttemptLimiter } from '../auth/rate-limit.js';
 import type { CredentialTransportOptions, FoundCredential } from '../auth/credentials.js';
 import { broadcastCredentialRevoked, broadcastUserRevoked } from '../auth/revocation.js';
 import { recheckWithAuthenticators, Session, SessionRegistry } from '../auth/sessions.js';
@@ -111,6 +112,20 @@ export interface AuthMiddlewareOptions {
   maxFailures?: number;
   /** @default 60000 (1 minute) */
   failureWindow?: number;
+  /**
+   * Where failed authentications are counted, instead of this process
+   * (`maxFailures` / `failureWindow`): a `RedisAttemptLimiter` shares one budget per
+   * address among every process of a deployment.
+   * @default an in-process limiter of `maxFailures` per `failureWindow`
+   */
+  failureLimiter?: AttemptLimiter;
+  /**
+   * Frames an authenticated connection may send: `perSecond` on average with bursts of
+   * up to `burst`. Past it the connection closes 4429 `too many requests`; other
+   * connections are not affected. Auth frames count too.
+   * @default undefined (no limit)
+   */
+  messageRate?: { readonly perSecond: number; readonly burst: number };
   /** Called once per attempt, for metrics. */
   onResult?: (event: AuthResultEvent) => void;
   /**
@@ -168,6 +183,8 @@ interface Verified {
 interface SessionOwner {
   /** Whether `{"type":"auth"}` frames are taken out of the stream (SPEC §3). */
   readonly claimsAuthFrames: boolean;
+  /** Whether one more frame fits the message rate; `undefined` when there is none. */
+  readonly admit: ((session: GuardedSession) => boolean) | undefined;
   /** Verifies an in-band credential: the same user, or the connection closes. */
   authFrame(session: GuardedSession, token: string): void;
   closed(session: GuardedSession): void;
@@ -189,6 +206,9 @@ class GuardedSession extends Session implements ConnectionGuard {
   early: string[] | undefined = undefined;
   /** False until the session's credential is verified. */
   entered = false;
+  /** The message-rate bucket: frames allowed now, and when it was last filled. */
+  allowance = Infinity;
+  checkedAt = 0;
   readonly #owner: SessionOwner;
 
   constructor(connection: Connection, scope: Scope, auth: AuthInfo, owner: SessionOwner) {
@@ -199,6 +219,13 @@ class GuardedSession extends Session implements ConnectionGuard {
   }
 
   filterMessage(data: IncomingData): boolean {
+    const { admit } = this.#owner;
+    if (admit !== undefined && !admit(this)) {
+      if (this.connection.state === 'open') {
+        this.connection.close(CloseCode.TooManyRequests, CloseReason.TooManyRequests);
+      }
+      return true;
+    }
     if (!this.#owner.claimsAuthFrames || !looksLikeAuthFrame(data)) return false;
     let frame;
     try {
@@ -342,6 +369,8 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     layer = new MemoryChannelLayer(),
     maxFailures = 20,
     failureWindow = 60_000, // 1 minute
+    failureLimiter,
+    messageRate,
     onResult,
     recheck = recheckWithAuthenticators(authenticators),
     recheckInterval = 0, // off
@@ -376,7 +405,14 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     query: transportOptions.query ?? false,
   };
   const originAllowed = originMatcher(allowedOrigins);
-  const limiter = new AddressWindowLimiter({ max: maxFailures, windowMs: failureWindow, now });
+  if (
+    messageRate !== undefined &&
+    !(messageRate.perSecond > 0 && Number.isFinite(messageRate.perSecond) && messageRate.burst >= 1)
+  ) {
+    throw new RangeError('"messageRate" needs a positive perSecond and a burst of at least 1');
+  }
+  const limiter: AttemptLimiter =
+    failureLimiter ?? new AddressWindowLimiter({ max: maxFailures, windowMs: failureWindow, now });
   // One broadcast per revocation reaches every process, which evicts its caches and
   // closes its own matching sockets: no per-connection layer group.
   const sessions = new SessionRegistry({
@@ -461,13 +497,23 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
       // The peer address is read lazily; once the socket is gone it is unknown (''). A
       // client that left before its answer learnt nothing from the guess: not counted.
       const address = scope.client.address;
-      if (address !== '') limiter.hit(address);
       report(transport, null, outcomeFor(error));
       logger.info(
         { path: scope.path, transport, code: error.code },
         'websocket authentication failed',
       );
-      refuse(connection, CloseCode.Unauthorized, reasonFor(error));
+      const counted = address === '' ? 0 : limiter.hit(address);
+      if (typeof counted === 'number') {
+        refuse(connection, CloseCode.Unauthorized, reasonFor(error));
+        return;
+      }
+      // A shared count lands before the answer, so the client's next attempt, on any
+      // process, sees it: the budget is exact however fast it retries.
+      void counted
+        .catch((countError: unknown) => {
+          logger.warn({ err: countError }, 'could not count a failed authentication');
+        })
+        .finally(() => refuse(connection, CloseCode.Unauthorized, reasonFor(error)));
       return;
     }
     if (error instanceof ServiceUnavailableError) {
@@ -507,6 +553,21 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
 
   const sessionOwner: SessionOwner = {
     claimsAuthFrames: inBandRefresh || transports.firstMessage,
+    admit:
+      messageRate === undefined
+        ? undefined
+        : (session) => {
+            const at = now();
+            const { perSecond, burst } = messageRate;
+            session.allowance = Math.min(
+              burst,
+              session.allowance + ((at - session.checkedAt) * perSecond) / 1000,
+            );
+            session.checkedAt = at;
+            if (session.allowance < 1) return false;
+            session.allowance -= 1;
+            return true;
+          },
     authFrame,
     closed: (session) => sessions.remove(session),
   };
@@ -606,13 +667,34 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
       await enter(baseScope, connection, verified);
     }
 
+    /** Refuses an address over its failure budget; true when it did. */
+    function overBudget(connection: Connection, wait: number): boolean {
+      if (wait === 0) return false;
+      report('none', null, 'rate_limited');
+      refuse(connection, CloseCode.TooManyRequests, CloseReason.TooManyRequests);
+      return true;
+    }
+
     return wrapApplication(inner, (scope, connection) => {
       // Idle limiter (the usual case): no need to ask the kernel for the peer address.
-      if (!limiter.idle && limiter.retryAfter(scope.client.address) > 0) {
-        report('none', null, 'rate_limited');
-        refuse(connection, CloseCode.TooManyRequests, CloseReason.TooManyRequests);
-        return;
+      if (limiter.idle) return handshake(scope, connection);
+      let wait;
+      try {
+        wait = limiter.retryAfter(scope.client.address);
+      } catch (error) {
+        return fail(connection, scope, 'none', error);
       }
+      if (typeof wait === 'number') {
+        return overBudget(connection, wait) ? undefined : handshake(scope, connection);
+      }
+      // A shared limiter answers asynchronously: a budget spent on another process counts.
+      return wait.then(
+        (seconds) => (overBudget(connection, seconds) ? undefined : handshake(scope, connection)),
+        (error: unknown) => fail(connection, scope, 'none', error),
+      );
+    });
+
+    function handshake(scope: Scope, connection: Connection): void | Promise<void> {
       let found;
       try {
         found = findCredentials(scope, transports);
@@ -641,7 +723,7 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
         return inner(baseScope, connection);
       }
       return verifyThenEnter(scope, baseScope, connection, found.credentials);
-    });
+    }
   }
 
   // A getter, defined rather than assigned: Object.assign would copy its value once.

@@ -18,6 +18,7 @@ import type {
 import { Accounts } from '../auth/accounts.js';
 import type { Authenticator, AuthResult } from '../auth/authenticator.js';
 import type { ScryptParams } from '../auth/passwords.js';
+import type { AttemptLimiter } from '../auth/rate-limit.js';
 import { authenticateWithChain } from '../auth/chain.js';
 import { findCredentials, type CredentialTransportOptions } from '../auth/credentials.js';
 import { looksLikeTicket } from '../auth/tickets.js';
@@ -31,7 +32,7 @@ import {
   RestError,
 } from './error-handler.js';
 import { registerAuthRoutes } from './routes/auth.js';
-import type { RestRevoker, RestStore, RouteContext } from './routes/context.js';
+import type { ResolvedRateLimit, RestRevoker, RestStore, RouteContext } from './routes/context.js';
 import { refuse } from './routes/guards.js';
 import { registerMeRoute } from './routes/me.js';
 
@@ -74,6 +75,11 @@ export interface LoginRateLimitOptions {
   readonly max?: number;
   /** @default 60_000 (1 minute) */
   readonly windowMs?: number;
+  /**
+   * Counts attempts elsewhere than in this process: a `RedisAttemptLimiter` shares one
+   * budget among every process of a deployment (then `max` and `windowMs` are its own).
+   */
+  readonly limiter?: AttemptLimiter;
 }
 
 /** Options of {@link portcullisRest}. */
@@ -156,15 +162,18 @@ function resolveRateLimit(
   option: string,
   limit: LoginRateLimitOptions,
   defaultMax: number,
-): { max: number; windowMs: number } {
-  const { max = defaultMax, windowMs = 60_000 /* 1 minute */ } = limit;
+): ResolvedRateLimit {
+  const { max = defaultMax, windowMs = 60_000 /* 1 minute */, limiter } = limit;
   if (!Number.isSafeInteger(max) || max < 0) {
     throw new RangeError(`portcullisRest: options.${option}.max must be a non-negative integer`);
   }
   if (!isPositiveInteger(windowMs)) {
     throw new RangeError(`portcullisRest: options.${option}.windowMs must be a positive integer`);
   }
-  return { max, windowMs };
+  if (limiter !== undefined && typeof limiter.hit !== 'function') {
+    throw new TypeError(`portcullisRest: options.${option}.limiter must have a hit() method`);
+  }
+  return limiter === undefined ? { max, windowMs } : { max, windowMs, limiter };
 }
 
 function resolveRevoker(revoke: PortcullisRestOptions['revoke']): RestRevoker | undefined {

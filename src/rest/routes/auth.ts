@@ -100,17 +100,28 @@ const drfStringFields: FastifySchemaCompiler<unknown> = ({ schema }) => {
  */
 function throttle(
   context: RouteContext,
-  { max, windowMs }: ResolvedRateLimit,
+  limit: ResolvedRateLimit,
   keyOf: (request: FastifyRequest) => string,
   what: string,
 ): RouteGuard {
-  const limiter = new AddressWindowLimiter({ max, windowMs, now: context.now });
+  const { max, windowMs } = limit;
+  const limiter = limit.limiter ?? new AddressWindowLimiter({ max, windowMs, now: context.now });
   return (request, reply, done) => {
-    const wait = limiter.hit(keyOf(request));
-    if (wait === 0) {
-      done();
-      return;
-    }
+    Promise.resolve()
+      .then(() => limiter.hit(keyOf(request)))
+      .then(
+        (wait) => (wait === 0 ? done() : throttled(request, reply, wait)),
+        (error: unknown) => {
+          (context.logger ?? request.log).warn(
+            { reqId: request.id, err: error },
+            `${what}: cannot count`,
+          );
+          refuse(reply, 503, { detail: RestDetail.ServiceUnavailable });
+        },
+      );
+  };
+
+  function throttled(request: FastifyRequest, reply: FastifyReply, wait: number): void {
     (context.logger ?? request.log).info(
       { reqId: request.id, remoteAddress: request.ip },
       `${what} throttled`,
@@ -123,7 +134,7 @@ function throttle(
       },
       { 'Retry-After': String(wait) },
     );
-  };
+  }
 }
 
 /** The caller's token id; {@link requirePortcullisToken} ran before, so it is there. */

@@ -8,6 +8,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { AccountStore, Accounts } from '../../auth/accounts.js';
 import type { Authenticator } from '../../auth/authenticator.js';
+import type { AttemptLimiter } from '../../auth/rate-limit.js';
 import type { Store } from '../../store/store.js';
 
 /** The part of a {@link Store} the REST plugin uses. A `Store` from `openStore` has it all. */
@@ -29,6 +30,8 @@ export interface RestRevoker {
 export interface ResolvedRateLimit {
   readonly max: number;
   readonly windowMs: number;
+  /** Counts instead of an in-process window of `max` per `windowMs` (shared over Redis). */
+  readonly limiter?: AttemptLimiter;
 }
 
 /** Everything the routes need, validated. */

@@ -66,6 +66,12 @@ export type { ProtocolRouterOptions } from './routing/protocol-router.js';
 export { originCheck, originMatcher, normalizeOrigin } from './middleware/origin.js';
 export type { OriginCheckOptions } from './middleware/origin.js';
 export { connectionLimits } from './middleware/limits.js';
+export { AddressWindowLimiter, RedisAttemptLimiter } from './auth/rate-limit.js';
+export type {
+  AttemptLimiter,
+  AddressWindowLimiterOptions,
+  RedisAttemptLimiterOptions,
+} from './auth/rate-limit.js';
 export type { ConnectionLimitsOptions } from './middleware/limits.js';
 export { WebsocketConsumer, handlerNameFor } from './consumer/consumer.js';
 export type { ConsumerOptions, ConsumerClass, LayerHandler } from './consumer/consumer.js';

@@ -4,6 +4,7 @@
 // RedisPresence over the real Redis (TEST_REDIS_URL, default 127.0.0.1:6379; skipped
 // locally when unreachable, a failure under CI=true). Every wait is bounded.
 import { Accounts } from '../../src/auth/accounts.js';
+import { identityKey } from '../../src/auth/user.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -213,9 +214,18 @@ describe('MultiChat with presence, one process (memory)', () => {
     await joined(alice2, room, 'Lobby');
     assert.ok(await bob.receiveNothing(150), 'no second enter notice for alice');
     assert.ok(await alice1.receiveNothing(), 'alice is not told she entered');
+    // Presence keys users by identity (SPEC §3): source and id.
     assert.deepEqual(await roomMembers(presence, room), [
-      { userId: (await store.getUserByUsername('alice'))!.id, username: 'alice', connections: 2 },
-      { userId: (await store.getUserByUsername('bob'))!.id, username: 'bob', connections: 1 },
+      {
+        userId: identityKey((await store.getUserByUsername('alice'))!),
+        username: 'alice',
+        connections: 2,
+      },
+      {
+        userId: identityKey((await store.getUserByUsername('bob'))!),
+        username: 'bob',
+        connections: 1,
+      },
     ]);
 
     // Alice is still in the room through her other socket: only the leaver hears it.

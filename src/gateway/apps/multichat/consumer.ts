@@ -132,7 +132,7 @@ export function roomGroupName(roomId: string | number): string {
  * const presence = await RedisPresence.connect({ url: process.env.REDIS_URL });
  * const app = multichatApp({ store, layer, presence });
  * // elsewhere, e.g. a "who is here" route:
- * const users = await roomMembers(presence, '1'); // [{ userId: '7', username: 'ada', connections: 2 }]
+ * const users = await roomMembers(presence, '1'); // [{ userId: 'portcullis:7', username: 'ada', connections: 2 }] (keyed by identityKey)
  * ```
  * @throws {TypeError} when `roomId` is not a canonical room id (see {@link parseRoomId}).
  * @throws {ServiceUnavailableError} when presence cannot reach its backing service.

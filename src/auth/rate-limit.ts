@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 
 /** Counts attempts per key in windows; what the auth middleware and REST throttles use. */
@@ -90,8 +90,8 @@ export class AddressWindowLimiter implements AttemptLimiter {
 
 /** Options of {@link RedisAttemptLimiter}. */
 export interface RedisAttemptLimiterOptions {
-  /** An ioredis client of the deployment's Redis. */
-  readonly client: Redis;
+  /** An ioredis client (or cluster) of the deployment's Redis. */
+  readonly client: Redis | Cluster;
   /** Starts every key (the deployment's `REDIS_PREFIX` and what is limited). */
   readonly keyPrefix: string;
   /** Attempts allowed per key per window; `0` switches the limit off. */

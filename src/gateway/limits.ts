@@ -6,8 +6,7 @@
  *
  * @module
  */
-import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
+import type { Cluster, Redis } from 'ioredis';
 import { RedisAttemptLimiter } from '../auth/rate-limit.js';
 import type { AttemptLimiter } from '../auth/rate-limit.js';
 import type { GatewayConfig } from './config.js';
@@ -32,48 +31,34 @@ export interface GatewayLimits {
   readonly logins: AttemptLimiter | undefined;
   readonly tickets: AttemptLimiter | undefined;
   readonly messageRate: { readonly perSecond: number; readonly burst: number } | undefined;
-  close(): Promise<void>;
+}
+
+/** The part of the Redis channel layer the limits count with. */
+export interface LimitsRedis {
+  /** The layer's command client: fails at once while Redis is away. */
+  readonly client: Redis | Cluster | undefined;
+  /** A name under the deployment's `REDIS_PREFIX`. */
+  key(name: string): string;
 }
 
 /**
- * The gateway's limiters. With Redis they count under `<prefix>:ratelimit:*` on a client
- * of their own that fails fast (no offline queue): while Redis is away each counts in
- * this process instead, and the gateway refuses new sockets anyway (1013).
+ * The gateway's limiters. With Redis (the channel layer's client) they count under
+ * `<REDIS_PREFIX>:ratelimit:*`; while Redis is away each counts in this process
+ * instead, and the gateway refuses new sockets anyway (1013).
  */
-export async function openLimits(
-  config: Pick<GatewayConfig, 'redisUrl' | 'bench'>,
-  logger: Logger,
-  keyPrefix: string,
-): Promise<GatewayLimits> {
+export function openLimits(
+  config: Pick<GatewayConfig, 'bench'>,
+  redis: LimitsRedis | undefined,
+): GatewayLimits {
   const messageRate = config.bench ? undefined : MESSAGE_RATE;
-  if (config.redisUrl === null) {
-    return {
-      failures: undefined,
-      logins: undefined,
-      tickets: undefined,
-      messageRate,
-      close: async () => undefined,
-    };
+  const client = redis?.client;
+  if (redis === undefined || client === undefined) {
+    return { failures: undefined, logins: undefined, tickets: undefined, messageRate };
   }
-  const { Redis: RedisClient } = await import('ioredis');
-  const client: Redis = new RedisClient(config.redisUrl, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    commandTimeout: 1_000,
-  });
-  let warned = false;
-  client.on('error', (error: unknown) => {
-    if (!warned)
-      logger.warn({ err: error }, 'rate limits: redis unreachable, counting per process');
-    warned = true;
-  });
-  client.on('ready', () => {
-    warned = false;
-  });
   const limiter = (name: string, max: number): RedisAttemptLimiter =>
     new RedisAttemptLimiter({
       client,
-      keyPrefix: `${keyPrefix}:ratelimit:${name}`,
+      keyPrefix: redis.key(`ratelimit:${name}`),
       max,
       windowMs: WINDOW_MS,
     });
@@ -82,8 +67,5 @@ export async function openLimits(
     logins: limiter('logins', MAX_LOGINS),
     tickets: limiter('tickets', config.bench ? 0 : MAX_TICKETS),
     messageRate,
-    async close() {
-      client.disconnect();
-    },
   };
 }

@@ -41,6 +41,7 @@ import { defaultAllowedOrigins } from './config.js';
 import type { GatewayConfig } from './config.js';
 import { seedDemo } from './demo.js';
 import { MAX_TICKETS, openLimits } from './limits.js';
+import type { LimitsRedis } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
 import { RedisHealth, redisLocation } from './redis.js';
 
@@ -219,8 +220,10 @@ async function assemble(
   // The default allow-list names the gateway's own origin, whose port is only known
   // after listen() when the configured port is 0.
   let originAllowed = originMatcher(config.allowedOrigins);
-  // REDIS_PREFIX is the redis engineer's setting; until it lands every key starts here.
-  const rateLimits = await openLimits(config, logger, 'portcullis');
+  const rateLimits = openLimits(
+    config,
+    'key' in rawLayer && 'client' in rawLayer ? (rawLayer as LimitsRedis) : undefined,
+  );
   const auth = authMiddleware({
     authenticators,
     ...(rateLimits.failures === undefined ? {} : { failureLimiter: rateLimits.failures }),
@@ -402,7 +405,6 @@ async function assemble(
         await transport.close();
         await fastify.close();
         await auth.close();
-        await rateLimits.close();
         await presence.close();
         await rawLayer.close();
         await store.close();

@@ -83,6 +83,7 @@ describe('failed authentications across processes (issue 12)', options, () => {
       const gateway = await serve(workers, {
         DATABASE_URL: `sqlite:${join(directory, 'gateway.db')}`,
         REDIS_URL: await serviceUrl('redis'),
+        REDIS_PREFIX: `pcu-limits-${process.pid}-${workers}`,
       });
       children.push(gateway.child);
       // 127.0.0.0/8 is loopback: an address no other test uses.

@@ -129,15 +129,22 @@ export type {
   JwtSecretOptions,
 } from './auth/authenticators/jwt.js';
 export {
+  DJANGO_SOURCE,
+  djangoRevalidator,
+  djangoSessionAuthenticator,
   drfTokenAuthenticator,
   simpleJwtAuthenticator,
-  DJANGO_SOURCE,
 } from './auth/authenticators/django.js';
 export type {
   DjangoAuthTokenTable,
   DjangoAuthUserTable,
   DjangoDatabase,
+  DjangoRevalidatorOptions,
+  DjangoSessionAuthenticatorOptions,
+  DjangoSessionTable,
   DrfTokenAuthenticatorOptions,
+  RevalidatedSession,
+  RevalidationResult,
   SimpleJwtAuthenticatorOptions,
 } from './auth/authenticators/django.js';
 export { customAuthenticator } from './auth/authenticators/custom.js';

@@ -18,6 +18,11 @@ export interface AuthResult {
 /** Context passed with each credential. */
 export interface AuthContext {
   readonly transport: CredentialTransport;
+  /**
+   * For `transport: 'cookie'`: the cookie's name, so that an authenticator can take only
+   * its own cookie (a Django session id is read from `sessionid` and nowhere else).
+   */
+  readonly cookie?: string;
 }
 
 /**

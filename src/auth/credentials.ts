@@ -35,6 +35,8 @@ export interface CredentialTransportOptions {
 export interface FoundCredential {
   readonly transport: CredentialTransport;
   readonly value: string;
+  /** The cookie's name, for `cookie` credentials. */
+  readonly cookie?: string;
 }
 
 /** What {@link findCredentials} found. */
@@ -119,10 +121,11 @@ function addCredential(
   credentials: FoundCredential[],
   transport: CredentialTransport,
   value: string | undefined,
+  cookie?: string,
 ): void {
   if (value === undefined) return;
   if (value.length > MAX_CREDENTIAL_LENGTH) throw malformed();
-  credentials.push({ transport, value });
+  credentials.push(cookie === undefined ? { transport, value } : { transport, value, cookie });
 }
 
 /**
@@ -159,7 +162,7 @@ export function findCredentials(
   if (transports.query) addCredential(credentials, 'query', singleQueryValue(scope, 'token'));
   if (transports.cookie !== false) {
     for (const name of transports.cookie) {
-      addCredential(credentials, 'cookie', cookieCredential(scope, name));
+      addCredential(credentials, 'cookie', cookieCredential(scope, name), name);
     }
   }
   return { credentials, subprotocols };

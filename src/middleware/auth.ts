@@ -441,22 +441,35 @@ export function authMiddleware(options: AuthMiddlewareOptions): AuthMiddleware {
     onResult?.({ transport, authenticator, outcome });
   };
 
-  async function verify(credential: string, transport: CredentialTransport): Promise<Verified> {
-    const { result, authenticator } = await authenticateWithChain(authenticators, credential, {
-      transport,
-    });
+  async function verify(
+    credential: string,
+    transport: CredentialTransport,
+    cookie?: string,
+  ): Promise<Verified> {
+    const context = cookie === undefined ? { transport } : { transport, cookie };
+    const { result, authenticator } = await authenticateWithChain(
+      authenticators,
+      credential,
+      context,
+    );
+
     return { result, authenticator, transport };
   }
 
   function verifyAll(credentials: readonly FoundCredential[]): Promise<Verified> {
     // One credential, the usual case: nothing to compare, no extra async step.
-    if (credentials.length === 1) return verify(credentials[0]!.value, credentials[0]!.transport);
+    if (credentials.length === 1) {
+      const { value, transport, cookie } = credentials[0]!;
+      return verify(value, transport, cookie);
+    }
     return verifyConsistent(credentials);
   }
 
   async function verifyConsistent(credentials: readonly FoundCredential[]): Promise<Verified> {
     const verified: Verified[] = [];
-    for (const { value, transport } of credentials) verified.push(await verify(value, transport));
+    for (const { value, transport, cookie } of credentials) {
+      verified.push(await verify(value, transport, cookie));
+    }
     const first = identityKey(verified[0]!.result.user);
     if (verified.some((entry) => identityKey(entry.result.user) !== first)) {
       throw new AuthenticationError(

@@ -17,7 +17,7 @@ import type { Presence, PresenceEvent, PresenceUser } from '../../../layers/pres
 import { OutboundMessage } from '../../../outbound.js';
 import { CloseCode, CloseReason } from '../../../protocol/close-codes.js';
 import type { JsonObject } from '../../../protocol/messages.js';
-import type { Room, Store } from '../../../store/store.js';
+import type { Room } from '../../../store/store.js';
 
 /**
  * `msg_type` values of room traffic, as the channels-examples MultiChat settings number
@@ -37,8 +37,8 @@ export const MultichatMsgType = {
  * In-band error codes, sent as `{"error":CODE}` with the socket left open.
  *
  * - `ROOM_INVALID`: the room id is missing or malformed, or no such room exists.
- * - `ROOM_ACCESS_DENIED`: a staff-only room for a non-staff user, or a `send`/`leave`
- *   for a room this socket has not joined.
+ * - `ROOM_ACCESS_DENIED`: a staff-only room for a non-staff user, or a `send` to a room
+ *   this socket has not joined.
  * - `USER_HAS_TO_LOGIN`: the connection is anonymous (defensive: anonymous sockets are
  *   closed 4401 at connect).
  * - `UNKNOWN_COMMAND`: `command` is missing or not `join`, `leave` or `send`.
@@ -54,10 +54,24 @@ export type MultichatErrorCode =
   | 'MESSAGE_INVALID'
   | 'MESSAGE_TOO_LONG';
 
+/** A MultiChat room as the app reads it. */
+export type RoomInfo = Pick<Room, 'id' | 'title' | 'staffOnly'>;
+
+/**
+ * Where MultiChat reads rooms: Portcullis's {@link Store}, or in Django mode the Django
+ * app's own room table (SPEC §11), so that ids and titles match the original example's.
+ */
+export interface RoomSource {
+  /** The room with this canonical id (see {@link parseRoomId}), or `undefined`. */
+  getRoom(id: string): Promise<RoomInfo | undefined>;
+  /** Every room, by id (the gateway's `GET /api/rooms`). */
+  listRooms(): Promise<readonly RoomInfo[]>;
+}
+
 /** Options of {@link multichatApp}. */
 export interface MultichatOptions {
-  /** Where rooms come from; read on every join and every send. */
-  store: Pick<Store, 'getRoom' | 'listRooms'>;
+  /** Where rooms come from (a {@link Store} is one); read on every join and every send. */
+  store: RoomSource;
   /** Carries room traffic between sockets and processes (group per room). */
   layer: ChannelLayer;
   /** Where consumer errors are logged. */
@@ -253,8 +267,10 @@ class CommandError extends Error {
  * Beyond SPEC §7:
  * - joining a room already joined answers `{"join"}` again and sends no second enter
  *   notice;
- * - `send` and `leave` for a room not joined answer `ROOM_ACCESS_DENIED` without looking
- *   the room up, as the original did for `send`;
+ * - `send` to a room not joined answers `ROOM_ACCESS_DENIED` without looking the room up,
+ *   as the original did; `leave` of a room not joined answers `{"leave":ID}` as the
+ *   original does (a page leaving after a reconnect), once the room is found and
+ *   permitted, and tells nobody;
  * - leaving always works for a joined room, even one that became staff-only or was
  *   deleted; the leaver gets `{"leave":ID}` and then its own leave notice;
  * - when the re-check on `send` (or a repeated `join`) refuses a joined room, the
@@ -408,7 +424,7 @@ export function multichatApp(options: MultichatOptions): Application {
     }
 
     /** The room as the store has it now, if this user may be in it. */
-    async #permittedRoom(roomId: string): Promise<Room> {
+    async #permittedRoom(roomId: string): Promise<RoomInfo> {
       const room = await store.getRoom(roomId);
       if (room !== undefined && canJoin(this.scope.user, room)) return room;
       const code = room === undefined ? 'ROOM_INVALID' : 'ROOM_ACCESS_DENIED';
@@ -433,7 +449,12 @@ export function multichatApp(options: MultichatOptions): Application {
     }
 
     async #leave(roomId: string): Promise<void> {
-      if (!this.#rooms.has(roomId)) throw new CommandError('ROOM_ACCESS_DENIED');
+      if (!this.#rooms.has(roomId)) {
+        // The original answers a leave it has nothing to undo (SPEC §7).
+        await this.#permittedRoom(roomId);
+        this.sendJson({ leave: roomId });
+        return;
+      }
       this.#rooms.delete(roomId);
       await this.#exit(roomId, true);
     }

@@ -143,6 +143,12 @@ Environment:
   PUBLISH_API_KEY (unset: publish API off)  ENABLE_QUERY_TOKEN (false)  LOG_LEVEL (info)
   PORTCULLIS_CONFIG (a config file, like --config)
 
+Django mode (docs/django.md): DJANGO_DATABASE_URL (the Django app's database, read-only)
+  DJANGO_SECRET_KEY  DJANGO_JWT_SIGNING_KEY (default: the secret key)  DJANGO_SIMPLE_JWT (JSON)
+  DJANGO_SESSION_COOKIE (sessionid)  DJANGO_SESSION_COOKIE_AGE (1209600)
+  DJANGO_REVALIDATE_INTERVAL (5s)  DJANGO_USER_TABLE (auth_user)  DJANGO_ROOM_TABLE (found)
+  CHANNELS_REDIS_PREFIX (asgi; with REDIS_URL)
+
 Exit status: 0 done, 1 failed, 2 wrong command line.
 `;
 }

@@ -26,6 +26,8 @@ import { normalizeOrigin } from '../middleware/origin.js';
 import { parseDatabaseUrl } from '../store/database.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../auth/accounts.js';
 import { DURATION_HINT, parseDuration } from './durations.js';
+import { DJANGO_ENV_NAMES, readDjangoConfig, simpleJwtFileValue } from './django-config.js';
+import type { GatewayDjangoConfig } from './django-config.js';
 
 /** pino's levels; `silent` logs nothing. */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -162,6 +164,8 @@ export interface GatewayConfig {
   readonly workers: number;
   /** The config file that was read, as given; `null` when none was. */
   readonly configFile: string | null;
+  /** Django mode (SPEC §11), from `DJANGO_DATABASE_URL` and its companions; `null` when off. */
+  readonly django: GatewayDjangoConfig | null;
 }
 
 /** Flags of `portcullis serve`: strings as typed on the command line, or parsed values. */
@@ -206,6 +210,7 @@ const ENV_NAMES = [
   'MAX_CONNECTIONS_PER_USER',
   'MAX_CONNECTIONS_PER_ADDRESS',
   'HANDSHAKE_REFUSAL',
+  ...DJANGO_ENV_NAMES,
 ] as const;
 
 type EnvName = (typeof ENV_NAMES)[number];
@@ -308,6 +313,11 @@ function fileValue(name: EnvName, value: unknown, label: string): string {
   if (typeof value === 'string') return value;
   if (name === 'PORT' && typeof value === 'number') return String(value);
   if (name === 'ENABLE_QUERY_TOKEN' && typeof value === 'boolean') return String(value);
+  if (name === 'DJANGO_SESSION_COOKIE_AGE' && typeof value === 'number') return String(value);
+  if (name === 'DJANGO_SIMPLE_JWT') {
+    const json = simpleJwtFileValue(value);
+    if (json !== undefined) return json;
+  }
   if (
     name === 'ALLOWED_ORIGINS' &&
     Array.isArray(value) &&
@@ -325,7 +335,9 @@ function fileValue(name: EnvName, value: unknown, label: string): string {
         ? 'a boolean or a string'
         : name === 'ALLOWED_ORIGINS'
           ? 'an array of strings or a string'
-          : 'a string';
+          : name === 'DJANGO_SIMPLE_JWT'
+            ? 'an object or a string'
+            : 'a string';
   throw new ConfigError(`${label} must be ${expected}`);
 }
 
@@ -630,6 +642,11 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     }
   }
 
+  const django = readDjangoConfig(
+    { pick, databaseUrl, shown },
+    { redis: redis !== null, jwtLabel: (secretRaw ?? jwksRaw)?.label ?? null },
+  );
+
   const workersRaw = flagRaw(flags.workers, '--workers');
   const workers = workersRaw === undefined ? 1 : integer(workersRaw, 1, MAX_WORKERS);
   if (workers > 1 && redis === null) {
@@ -667,5 +684,6 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
     bench: flags.bench === true,
     workers,
     configFile,
+    django,
   });
 }

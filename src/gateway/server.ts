@@ -42,6 +42,7 @@ import type { GatewayConfig } from './config.js';
 import { seedDemo } from './demo.js';
 import { MAX_TICKETS, openLimits } from './limits.js';
 import type { LimitsRedis } from './limits.js';
+import type { DjangoMode } from './django.js';
 import { GatewayMetrics } from './metrics.js';
 import { RedisHealth, redisLocation } from './redis.js';
 
@@ -128,11 +129,17 @@ async function openPresence(
   });
 }
 
-function buildAuthenticators(config: GatewayConfig, store: Store): Authenticator[] {
+function buildAuthenticators(
+  config: GatewayConfig,
+  store: Store,
+  django: DjangoMode | undefined,
+): Authenticator[] {
   const authenticators: Authenticator[] = [
     tokenAuthenticator({ store }),
     ticketAuthenticator({ store }),
   ];
+  // SPEC §11: Django's own credentials after Portcullis's (config makes JWT_* exclusive).
+  if (django !== undefined) return [...authenticators, ...django.authenticators];
   const { jwt } = config;
   const claims = {
     ...(jwt.issuer === null ? {} : { issuer: jwt.issuer }),
@@ -165,18 +172,23 @@ export async function startGateway(
   let layer: ChannelLayer | undefined;
   let fastify: FastifyInstance | undefined;
   let presence: Presence | undefined;
+  let django: DjangoMode | undefined;
   try {
     // SPEC §8: the embedded database is migrated here; any other is left to
     // `portcullis migrate`, and a gateway on a schema it does not match refuses to start.
     if (store.kind === 'sqlite') await store.migrate();
     else await store.checkSchema();
+    if (config.django !== null) {
+      const { openDjangoMode } = await import('./django.js');
+      django = await openDjangoMode(config.django, config.redisUrl, logger);
+    }
     if (options.demo === true)
       await seedDemo(store, options.announce ?? ((line) => process.stdout.write(`${line}\n`)));
     const health = new RedisHealth(logger);
     const rawLayer = await openLayer(config, logger, health);
     layer = rawLayer;
     presence = await openPresence(config, rawLayer, logger, health);
-    return await assemble(config, store, rawLayer, presence, logger, health, (instance) => {
+    return await assemble(config, store, rawLayer, presence, django, logger, health, (instance) => {
       fastify = instance;
       const { beforeListen } = options;
       // listen() runs the onReady hooks before it binds.
@@ -184,6 +196,7 @@ export async function startGateway(
     });
   } catch (error) {
     await fastify?.close().catch(() => undefined);
+    await django?.close().catch(() => undefined);
     await presence?.close().catch(() => undefined);
     await layer?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
@@ -196,6 +209,7 @@ async function assemble(
   store: Store,
   rawLayer: ChannelLayer,
   presence: Presence,
+  django: DjangoMode | undefined,
   logger: Logger,
   health: RedisHealth,
   expose: (fastify: FastifyInstance) => void,
@@ -216,7 +230,7 @@ async function assemble(
     live.transport === undefined ? idle : { size: live.transport.size, ...live.transport.stats },
   );
   const layer = metrics.instrumentLayer(rawLayer);
-  const authenticators = buildAuthenticators(config, store);
+  const authenticators = buildAuthenticators(config, store, django);
   // The default allow-list names the gateway's own origin, whose port is only known
   // after listen() when the configured port is 0.
   let originAllowed = originMatcher(config.allowedOrigins);
@@ -231,13 +245,20 @@ async function assemble(
     allowedOrigins: (origin) => originAllowed(origin),
     requireAuthentication: true,
     refuseAtHandshake: config.handshakeRefusal,
-    transports: { query: config.enableQueryToken },
+    transports: {
+      query: config.enableQueryToken,
+      ...(django === undefined ? {} : { cookie: django.cookieNames }),
+    },
     layer,
     logger,
     onResult: metrics.onAuthResult,
     // Revocations made where no broadcast reaches this process (the CLI without Redis, a
     // user deactivated in the database) close live sockets within this time.
-    recheckInterval: RECHECK_INTERVAL,
+    // SPEC §11: Django's credentials are re-checked every DJANGO_REVALIDATE_INTERVAL.
+    recheckInterval: Math.min(
+      RECHECK_INTERVAL,
+      config.django?.revalidateIntervalMs ?? RECHECK_INTERVAL,
+    ),
   });
   // Fail closed (SPEC §5, 1013): cut off from Redis, this process hears no revocation
   // and no other process's messages, so its sockets are told to reconnect and resync;
@@ -251,10 +272,11 @@ async function assemble(
     logger.warn({ closed: told ?? 0 }, 'redis is down: sockets closed 1013');
   });
 
+
   let ready = true;
   const checkReady = async (): Promise<boolean> => {
     try {
-      await Promise.all([store.ping(), layer.ping()]);
+      await Promise.all([store.ping(), layer.ping(), django?.ping()]);
       ready = true;
     } catch (error) {
       if (ready) logger.warn({ err: error }, 'not ready: a backing service is down');
@@ -274,7 +296,18 @@ async function assemble(
       return inner(scope, connection);
     });
 
-  const routes = [route('/ws/chat/', multichatApp({ store, layer, presence, logger }))];
+  const rooms = django?.rooms ?? store;
+  // SPEC §11: with Redis, Django mode's rooms are shared with Django's own consumers.
+  const chat =
+    django?.channels === undefined
+      ? multichatApp({ store: rooms, layer, presence, logger })
+      : multichatApp({
+          store: rooms,
+          layer: metrics.instrumentLayer(django.channels),
+          groupMessages: 'channels',
+          logger,
+        });
+  const routes = [route('/ws/chat/', chat)];
   if (config.bench) routes.push(route('/ws/bench/', benchApp({ layer, logger })));
   // Per address before authentication (cheap to refuse), per user (identity) after it;
   // `--bench` lifts both (SPEC §9).
@@ -315,8 +348,7 @@ async function assemble(
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   fastify.get('/api/rooms', { preHandler: requireUser }, async (request) => {
-    const rooms = await store.listRooms();
-    return rooms
+    return (await rooms.listRooms())
       .filter((room) => canJoin(request.user, room))
       .map((room) => ({ id: Number(room.id), title: room.title, staff_only: room.staffOnly }));
   });
@@ -407,6 +439,7 @@ async function assemble(
         await auth.close();
         await presence.close();
         await rawLayer.close();
+        await django?.close();
         await store.close();
       })();
       return closing;

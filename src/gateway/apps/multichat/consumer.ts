@@ -105,12 +105,29 @@ export interface MultichatOptions {
    * its heartbeat instead.
    */
   presence?: Presence;
+  /**
+   * What room traffic looks like on the layer:
+   * - `'portcullis'`: groups named by {@link roomGroupName}, client frames built once per
+   *   message (`websocket.send`);
+   * - `'channels'`: the original example's group messages, so Django Channels consumers
+   *   share the rooms through a `ChannelsRedisLayer` (SPEC §11): groups `room-ID` and
+   *   events `{"type":"chat.message","room_id","username","message"}`, `chat.join` and
+   *   `chat.leave` (`room_id`, `username`), whichever side sends them. As in the original,
+   *   the enter notice is sent before joining the group (so the joiner does not get it)
+   *   and the leave notice before leaving it (so the leaver gets its own after `{"leave"}`).
+   *   Exclusive with `presence`.
+   *
+   * @default 'portcullis'
+   */
+  groupMessages?: 'portcullis' | 'channels';
 }
 
 /** The layer message type of enter notices; its handler skips the joiner. */
 const ENTER_TYPE = 'chat.enter';
 /** Where an enter notice's shared frame is cached on its envelope. */
 const ENTER_FRAME = Symbol('multichat.enterFrame');
+/** Where a channels-mode event's client frame is cached on its envelope. */
+const EVENT_FRAME = Symbol('multichat.eventFrame');
 /** Longest room id string accepted (before leading zeros are dropped). */
 const MAX_ROOM_ID_DIGITS = 20;
 /** What {@link roomGroupName} puts before the room id. */
@@ -293,7 +310,14 @@ class CommandError extends Error {
  * @throws {TypeError} when `store` or `layer` is missing, or `presence` is not a Presence.
  */
 export function multichatApp(options: MultichatOptions): Application {
-  const { store, layer, logger, maxMessageLength = 4_000, presence } = options;
+  const {
+    store,
+    layer,
+    logger,
+    maxMessageLength = 4_000,
+    presence,
+    groupMessages = 'portcullis',
+  } = options;
   if (typeof store?.getRoom !== 'function') {
     throw new TypeError('multichatApp needs a store with getRoom(): pass { store }');
   }
@@ -308,6 +332,17 @@ export function multichatApp(options: MultichatOptions): Application {
       'The "presence" option must be a Presence (join, leave, members and onChange)',
     );
   }
+  if (groupMessages !== 'portcullis' && groupMessages !== 'channels') {
+    throw new TypeError("The \"groupMessages\" option must be 'portcullis' or 'channels'");
+  }
+  const channels = groupMessages === 'channels';
+  if (channels && presence !== undefined) {
+    throw new TypeError(
+      'The "presence" and "groupMessages: \'channels\'" options are exclusive: notices are group messages there',
+    );
+  }
+  /** The original example's group of a room (`Room.group_name`). */
+  const channelsGroup = (roomId: string): string => `room-${roomId}`;
 
   // With presence, this process's room members: group → member channel → the user id it
   // joined presence as. One presence listener per app turns each event into one
@@ -416,6 +451,52 @@ export function multichatApp(options: MultichatOptions): Application {
       this.send(outbound);
     }
 
+    // The original example's events ('channels' mode), from this app or Django's consumer.
+
+    onChatMessage(event: LayerMessage, envelope: Envelope): void {
+      const { message } = event;
+      if (typeof message !== 'string') return this.#dropped(event);
+      this.#forwardEvent(event, envelope, MultichatMsgType.Message, message);
+    }
+
+    onChatJoin(event: LayerMessage, envelope: Envelope): void {
+      this.#forwardEvent(event, envelope, MultichatMsgType.Enter);
+    }
+
+    onChatLeave(event: LayerMessage, envelope: Envelope): void {
+      this.#forwardEvent(event, envelope, MultichatMsgType.Leave);
+    }
+
+    /** The client frame of an event, built once per envelope for every local member. */
+    #forwardEvent(
+      event: LayerMessage,
+      envelope: Envelope,
+      msgType: number,
+      message?: string,
+    ): void {
+      // Django code sends `room_id` as the int it has; clients get the id as a string (SPEC §7).
+      const room = parseRoomId(event['room_id']);
+      const { username } = event;
+      if (!channels || room === undefined || typeof username !== 'string')
+        return this.#dropped(event);
+      const cached = envelope.cache.get(EVENT_FRAME);
+      if (cached instanceof OutboundMessage) {
+        this.send(cached);
+        return;
+      }
+      const frame =
+        message === undefined
+          ? { msg_type: msgType, room, username }
+          : { msg_type: msgType, room, username, message };
+      const outbound = new OutboundMessage(JSON.stringify(frame));
+      envelope.cache.set(EVENT_FRAME, outbound);
+      this.send(outbound);
+    }
+
+    #dropped(event: LayerMessage): void {
+      this.logger.warn({ type: event.type }, 'multichat: malformed room event dropped');
+    }
+
     #roomId(content: JsonObject): string {
       if (this.scope.user.isAnonymous) throw new CommandError('USER_HAS_TO_LOGIN');
       const roomId = parseRoomId(content['room']);
@@ -435,6 +516,14 @@ export function multichatApp(options: MultichatOptions): Application {
     async #join(roomId: string): Promise<void> {
       const room = await this.#permittedRoom(roomId);
       if (this.#rooms.has(roomId)) {
+        this.sendJson({ join: roomId, title: room.title });
+        return;
+      }
+      if (channels) {
+        const event = { room_id: roomId, username: this.scope.user.username };
+        await this.groupSend(channelsGroup(roomId), { type: 'chat.join', ...event });
+        await this.groupAdd(channelsGroup(roomId));
+        this.#rooms.add(roomId);
         this.sendJson({ join: roomId, title: room.title });
         return;
       }
@@ -465,6 +554,15 @@ export function multichatApp(options: MultichatOptions): Application {
       if (!this.#rooms.has(roomId)) throw new CommandError('ROOM_ACCESS_DENIED');
       // SPEC §7: permission again on every send, from the store as it is now.
       await this.#permittedRoom(roomId);
+      if (channels) {
+        await this.groupSend(channelsGroup(roomId), {
+          type: 'chat.message',
+          room_id: roomId,
+          username: this.scope.user.username,
+          message,
+        });
+        return;
+      }
       await this.groupSend(roomGroupName(roomId), {
         type: 'websocket.send',
         json: {
@@ -478,6 +576,17 @@ export function multichatApp(options: MultichatOptions): Application {
 
     /** Leaves the group; the leaver (when still connected) gets its answer and notice. */
     async #exit(roomId: string, answer: boolean): Promise<void> {
+      if (channels) {
+        const { username } = this.scope.user;
+        await this.groupSend(channelsGroup(roomId), {
+          type: 'chat.leave',
+          room_id: roomId,
+          username,
+        });
+        await this.groupDiscard(channelsGroup(roomId));
+        if (answer) this.sendJson({ leave: roomId });
+        return;
+      }
       const group = roomGroupName(roomId);
       let notice: JsonObject;
       if (presence === undefined) {

@@ -90,9 +90,12 @@ export async function openReadOnlyDjangoDatabase(url: string): Promise<ReadOnlyD
       database.pragma('query_only = ON');
       database.pragma('busy_timeout = 5000');
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
+      // better-sqlite3 reports a missing directory without a code, in a message naming no secret.
+      const { code, message } = error as { code?: unknown; message?: unknown };
+      const why =
+        typeof code === 'string' ? code : String(message).split('\n', 1)[0]!.slice(0, 120);
       throw new ConfigError(
-        `DJANGO_DATABASE_URL: cannot open the Django database ${where} (${typeof code === 'string' ? code : 'unreadable'})`,
+        `DJANGO_DATABASE_URL: cannot open the Django database ${where} (${why})`,
       );
     }
     const db = new Kysely<DjangoDatabase>({

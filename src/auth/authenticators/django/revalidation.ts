@@ -113,6 +113,8 @@ export function djangoRevalidator(
   // SQLite compares json_each's values with the integer id column as numbers only if they are.
   const idValue = (id: string): string | number =>
     /^(0|[1-9][0-9]{0,14})$/.test(id) ? Number(id) : id;
+  /** The users of the last check's session sockets, with their hashes (never logged). */
+  let passwordHashes = new Map<string, { password: string; hashes: readonly string[] }>();
 
   return async function revalidate<S extends RevalidatedSession>(
     sessions: readonly S[],
@@ -225,8 +227,9 @@ export function djangoRevalidator(
           for (const session of holders) revoked.add(session);
         }
       }
-      // One pair of HMACs per user and check, however many of their sockets hold sessions.
-      const hashesByUser = new Map<string, readonly string[]>();
+      // The session auth hashes of a password are HMACs: made once per user while the
+      // password hash stays the same, however many sockets and checks need them.
+      const seen = new Map<string, { password: string; hashes: readonly string[] }>();
       for (const { session, userId, hash } of hashChecks) {
         if (revoked.has(session)) continue;
         const row = current.get(userId);
@@ -235,13 +238,16 @@ export function djangoRevalidator(
           revoked.add(session);
           continue;
         }
-        let hashes = hashesByUser.get(userId);
-        if (hashes === undefined) {
-          hashes = state.sessionHashes(row.password);
-          hashesByUser.set(userId, hashes);
+        let known = seen.get(userId) ?? passwordHashes.get(userId);
+        if (known === undefined || known.password !== row.password) {
+          known = { password: row.password, hashes: state.sessionHashes(row.password) };
         }
-        if (!hashes.some((expected) => constantTimeEqual(expected, hash))) revoked.add(session);
+        seen.set(userId, known);
+        if (!known.hashes.some((expected) => constantTimeEqual(expected, hash))) {
+          revoked.add(session);
+        }
       }
+      passwordHashes = seen;
     }
 
     for (const state of byName.values())

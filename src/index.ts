@@ -211,5 +211,7 @@ export type {
   PresenceListener,
   MemoryPresenceOptions,
 } from './layers/presence.js';
+export { ChannelsRedisLayer } from './layers/channels-redis.js';
+export type { ChannelsRedisLayerOptions } from './layers/channels-redis.js';
 export { RedisPresence } from './layers/redis/presence.js';
 export type { RedisPresenceOptions, RedisPresenceStatus } from './layers/redis/presence.js';

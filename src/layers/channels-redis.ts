@@ -23,10 +23,12 @@
  * Not supported: `symmetric_encryption_keys` (a message that does not decode is logged
  * and dropped), several hosts (sharding) and Sentinel.
  *
+ * `ioredis` and `@msgpack/msgpack` are loaded by {@link ChannelsRedisLayer.connect}, so an
+ * app that never uses this layer never loads them.
+ *
  * @module
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { decode, encode } from '@msgpack/msgpack';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ChannelFullError, InvalidChannelNameError, ServiceUnavailableError } from '../errors.js';
@@ -150,6 +152,7 @@ export class ChannelsRedisLayer implements ChannelLayer {
   /** Queue keys with local channels, polled by the receive loop. */
   readonly #queues = new Set<string>();
   readonly #waiters = new Map<string, ((message: LayerMessage) => void)[]>();
+  #msgpack: typeof import('@msgpack/msgpack') | undefined;
   #commands: Redis | undefined;
   #blocking: Redis | undefined;
   #loop: Promise<void> | undefined;
@@ -201,6 +204,7 @@ export class ChannelsRedisLayer implements ChannelLayer {
 
   async #connect(): Promise<void> {
     const { Redis: RedisClient } = await import('ioredis');
+    this.#msgpack = await import('@msgpack/msgpack');
     const options = {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -409,7 +413,8 @@ export class ChannelsRedisLayer implements ChannelLayer {
   }
 
   #serialize(message: Record<string, unknown>): Buffer {
-    const packed = encode(message, { ignoreUndefined: true });
+    if (this.#msgpack === undefined) throw new ServiceUnavailableError('redis');
+    const packed = this.#msgpack.encode(message, { ignoreUndefined: true });
     return Buffer.concat([randomBytes(RANDOM_PREFIX_BYTES), packed]);
   }
 
@@ -461,7 +466,7 @@ export class ChannelsRedisLayer implements ChannelLayer {
   #dispatch(member: Buffer): void {
     let decoded: unknown;
     try {
-      decoded = decode(member.subarray(RANDOM_PREFIX_BYTES));
+      decoded = this.#msgpack?.decode(member.subarray(RANDOM_PREFIX_BYTES));
     } catch {
       decoded = undefined;
     }
@@ -510,7 +515,7 @@ export class ChannelsRedisLayer implements ChannelLayer {
         signal?.throwIfAborted();
         const popped = await connection.bzpopminBuffer(key, RECEIVE_BLOCK_SECONDS);
         if (popped === null) continue;
-        const decoded: unknown = decode(popped[1].subarray(RANDOM_PREFIX_BYTES));
+        const decoded: unknown = this.#msgpack?.decode(popped[1].subarray(RANDOM_PREFIX_BYTES));
         assertLayerMessage(decoded);
         return decoded;
       }

@@ -268,6 +268,34 @@ async function probeSecret(
 }
 
 /**
+ * The key SimpleJWT tokens are verified with: `VERIFYING_KEY`, else
+ * `DJANGO_JWT_SIGNING_KEY`, else the secret key; `undefined` when there is none, or when
+ * the secret key is too short for HMAC (a warning: the app may not use SimpleJWT).
+ * @throws {ConfigError} for a `DJANGO_JWT_SIGNING_KEY` too short for HMAC.
+ */
+function simpleJwtKey(
+  config: GatewayDjangoConfig,
+  logger: Logger,
+): { verifyingKey: string } | { signingKey: string } | undefined {
+  const { simpleJwt } = config;
+  if (simpleJwt.verifyingKey !== null) return { verifyingKey: simpleJwt.verifyingKey };
+  const signingKey = config.jwtSigningKey ?? config.secretKey;
+  if (signingKey === null) return undefined;
+  const bytes = Buffer.byteLength(signingKey, 'utf8');
+  if (bytes >= MIN_HMAC_KEY_BYTES) return { signingKey };
+  if (config.jwtSigningKey !== null) {
+    throw new ConfigError(
+      `DJANGO_JWT_SIGNING_KEY must be at least ${MIN_HMAC_KEY_BYTES} bytes for ${simpleJwt.algorithm} (it has ${bytes})`,
+    );
+  }
+  logger.warn(
+    { bytes },
+    `django mode: SimpleJWT tokens are refused: DJANGO_SECRET_KEY is shorter than ${MIN_HMAC_KEY_BYTES} bytes; set DJANGO_JWT_SIGNING_KEY`,
+  );
+  return undefined;
+}
+
+/**
  * Opens and checks the Django app's database and builds what Django mode serves.
  *
  * @throws {ConfigError} one line for a database that cannot be opened, a schema that is
@@ -332,31 +360,8 @@ export async function openDjangoMode(
       );
       if (columns.has('django_session')) await probeSecret(db, secretKey, logger);
     }
-    const signingKey = config.jwtSigningKey ?? secretKey;
-    const jwtKey =
-      simpleJwt.verifyingKey !== null
-        ? { verifyingKey: simpleJwt.verifyingKey }
-        : signingKey === null
-          ? undefined
-          : { signingKey };
-    if (jwtKey !== undefined && 'signingKey' in jwtKey) {
-      const bytes = Buffer.byteLength(jwtKey.signingKey, 'utf8');
-      if (bytes < MIN_HMAC_KEY_BYTES) {
-        if (config.jwtSigningKey !== null) {
-          throw new ConfigError(
-            `DJANGO_JWT_SIGNING_KEY must be at least ${MIN_HMAC_KEY_BYTES} bytes for ${simpleJwt.algorithm} (it has ${bytes})`,
-          );
-        }
-        logger.warn(
-          { bytes },
-          `django mode: SimpleJWT tokens are refused: DJANGO_SECRET_KEY is shorter than ${MIN_HMAC_KEY_BYTES} bytes; set DJANGO_JWT_SIGNING_KEY`,
-        );
-      }
-    }
-    if (
-      jwtKey !== undefined &&
-      !('signingKey' in jwtKey && Buffer.byteLength(jwtKey.signingKey, 'utf8') < MIN_HMAC_KEY_BYTES)
-    ) {
+    const jwtKey = simpleJwtKey(config, logger);
+    if (jwtKey !== undefined) {
       authenticators.push(
         simpleJwtAuthenticator({
           ...jwtKey,

@@ -60,6 +60,7 @@ describe('loadConfig defaults', () => {
       bench: false,
       workers: 1,
       configFile: null,
+      django: null,
     });
     assert.ok(Object.isFrozen(config));
     assert.ok(Object.isFrozen(config.jwt));

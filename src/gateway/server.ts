@@ -10,6 +10,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import { ConfigError } from '../errors.js';
 import type { Logger } from 'pino';
 import { Accounts } from '../auth/accounts.js';
 import { ticketAuthenticator, tokenAuthenticator } from '../auth/authenticators/token.js';
@@ -180,6 +181,12 @@ export async function startGateway(
     else await store.checkSchema();
     if (config.django !== null) {
       const { openDjangoMode } = await import('./django.js');
+      // channels_redis speaks to one Redis server, as Django's side does.
+      if (config.redisCluster && config.redisUrl !== null) {
+        throw new ConfigError(
+          'DJANGO_DATABASE_URL with REDIS_CLUSTER: channels_redis interop needs one Redis server, as channels_redis itself does',
+        );
+      }
       django = await openDjangoMode(config.django, config.redisUrl, logger);
     }
     if (options.demo === true)

@@ -1,8 +1,8 @@
 /**
  * Django mode of the gateway (SPEC §11): the Django app's database opened read-only, its
  * schema checked once, the authenticators for DRF tokens, SimpleJWT access tokens and
- * session cookies, MultiChat rooms from the app's own room table, and the interval that
- * re-checks live Django credentials in bulk.
+ * session cookies (each re-checks its live sockets in bulk on the auth middleware's
+ * interval), and MultiChat rooms from the app's own room table.
  *
  * @module
  */
@@ -12,20 +12,15 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/authenticator.js';
 import {
-  djangoRevalidator,
   djangoSessionAuthenticator,
   drfTokenAuthenticator,
   simpleJwtAuthenticator,
 } from '../auth/authenticators/django.js';
 import type { DjangoDatabase } from '../auth/authenticators/django.js';
-import {
-  decodeSessionData,
-  expiryTime,
-  sessionUser,
-} from '../auth/authenticators/django/session.js';
+import { expiryTime } from '../auth/authenticators/django/schema.js';
+import { decodeSessionData, sessionUser } from '../auth/authenticators/django/session.js';
 import { ConfigError, ServiceUnavailableError } from '../errors.js';
 import type { ChannelsRedisLayer } from '../layers/channels-redis.js';
-import type { LiveSession } from '../middleware/auth.js';
 import { parseDatabaseUrl, withStatementCache } from '../store/database.js';
 import type { RoomInfo, RoomSource } from './apps/multichat/consumer.js';
 import type { GatewayDjangoConfig } from './django-config.js';
@@ -43,8 +38,6 @@ export interface DjangoMode {
    * channels_redis's wire format under `CHANNELS_REDIS_PREFIX`.
    */
   readonly channels: ChannelsRedisLayer | undefined;
-  /** Re-checks live sessions; resolves with those to close (see `djangoRevalidator`). */
-  revalidate(sessions: readonly LiveSession[]): Promise<LiveSession[]>;
   /** Resolves when the Django database answers (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -391,7 +384,6 @@ export async function openDjangoMode(
       );
     }
     const roomTable = findRoomTable(columns, config.roomTable, logger);
-    const revalidate = djangoRevalidator({ authenticators });
     if (redisUrl !== null) {
       const { ChannelsRedisLayer: Layer } = await import('../layers/channels-redis.js');
       channels = await Layer.connect({ url: redisUrl, prefix: config.channelsRedisPrefix, logger });
@@ -410,22 +402,6 @@ export async function openDjangoMode(
       cookieNames: [...new Set([config.sessionCookie, 'JWT', 'key'])],
       rooms: roomTable === undefined ? undefined : djangoRooms(db, roomTable),
       channels,
-      async revalidate(sessions) {
-        const started = performance.now();
-        const result = await revalidate(sessions);
-        if (result.checked > 0) {
-          logger.debug(
-            {
-              checked: result.checked,
-              revoked: result.revoked.length,
-              queries: result.queries,
-              ms: Math.round(performance.now() - started),
-            },
-            'django mode: live credentials re-checked',
-          );
-        }
-        return result.revoked;
-      },
       async ping() {
         await Promise.all([sql`select 1`.execute(db), channels?.ping()]);
       },

@@ -279,7 +279,6 @@ async function assemble(
     logger.warn({ closed: told ?? 0 }, 'redis is down: sockets closed 1013');
   });
 
-
   let ready = true;
   const checkReady = async (): Promise<boolean> => {
     try {

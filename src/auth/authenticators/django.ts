@@ -19,6 +19,7 @@ export type {
   RevalidatedSession,
   RevalidationResult,
 } from './django/revalidation.js';
+export { DJANGO_SOURCE } from './django/schema.js';
 export type {
   DjangoAuthTokenTable,
   DjangoAuthUserTable,

@@ -5,11 +5,11 @@
  * @module
  */
 import type { Kysely } from 'kysely';
-import { DECLINED } from '../../authenticator.js';
 import type { AuthResult, Authenticator } from '../../authenticator.js';
 import { credentialDigest } from '../../verification-cache.js';
 import { assertName, invalid } from '../jwt.js';
 import { CredentialRegistry, registerDjangoAuthenticator } from './registry.js';
+import { recheckAlone } from './revalidation.js';
 import { activeUser, assertDb, query, userTable as resolveUserTable } from './schema.js';
 import type { DjangoDatabase } from './schema.js';
 
@@ -85,7 +85,7 @@ export function drfTokenAuthenticator(options: DrfTokenAuthenticatorOptions): Au
   const registry = new CredentialRegistry();
   const authenticator: Authenticator = {
     name,
-    peek: (credential) => (recognised.test(credential) ? undefined : DECLINED),
+    recheck: (sessions) => recheck(sessions),
     async authenticate(credential) {
       if (!recognised.test(credential)) return undefined;
       const row = await query(() =>
@@ -109,6 +109,7 @@ export function drfTokenAuthenticator(options: DrfTokenAuthenticatorOptions): Au
       return { user, credentialId, expiresAt: null } satisfies AuthResult;
     },
   };
+  const recheck = recheckAlone(authenticator);
   return registerDjangoAuthenticator(authenticator, {
     kind: 'drf-token',
     db,

@@ -13,9 +13,8 @@ import { constantTimeEqual } from '../../tokens.js';
 import type { AuthInfo, User } from '../../user.js';
 import { djangoStateOf } from './registry.js';
 import type { DjangoAuthenticatorState, TrackedCredential } from './registry.js';
-import { query, truthy } from './schema.js';
+import { expiryTime, query, truthy } from './schema.js';
 import type { DjangoDatabase } from './schema.js';
-import { expiryTime } from './session.js';
 
 /** A live connection as the revalidator reads it (the auth middleware's `LiveSession`). */
 export interface RevalidatedSession {
@@ -260,4 +259,20 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
   if (list === undefined) map.set(key, [value]);
   else list.push(value);
+}
+
+/**
+ * @internal `Authenticator.recheck` of one Django authenticator: its own sessions, in
+ * two queries (its credentials, their users). The auth middleware calls it on its
+ * re-check interval; {@link djangoRevalidator} checks several authenticators in three.
+ */
+export function recheckAlone(
+  authenticator: Authenticator,
+): <S extends RevalidatedSession>(sessions: readonly S[]) => Promise<S[]> {
+  let revalidate: ReturnType<typeof djangoRevalidator> | undefined;
+  return async (sessions) => {
+    // Made on first use: the factory registers the authenticator after building it.
+    revalidate ??= djangoRevalidator({ authenticators: [authenticator] });
+    return (await revalidate(sessions)).revoked;
+  };
 }

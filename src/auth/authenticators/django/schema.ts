@@ -99,6 +99,18 @@ export async function query<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
+/** @internal A `django_session.expire_date` as a time: `Date` (PostgreSQL) or UTC text (SQLite). */
+export function expiryTime(value: Date | string): number {
+  if (value instanceof Date) return value.getTime();
+  // Django writes `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC on SQLite (USE_TZ = True).
+  const iso = `${value.trim().replace(' ', 'T').slice(0, 23)}Z`;
+  const time = Date.parse(iso);
+  return Number.isNaN(time) ? 0 : time;
+}
+
+/** The source of a Django app's users (SPEC §3 identity), whichever credential named them. */
+export const DJANGO_SOURCE = 'django';
+
 /** @internal SQLite's 0/1, PostgreSQL's booleans. */
 export function truthy(value: boolean | number | string): boolean {
   return value === true || value === 1 || value === '1';
@@ -114,6 +126,7 @@ export function activeUser(
 ): User {
   if (!truthy(row.is_active)) throw invalid('user inactive or deleted');
   return Object.freeze({
+    source: DJANGO_SOURCE,
     id: String(row.id),
     username: row.username,
     isStaff: truthy(row.is_staff),

@@ -8,13 +8,19 @@
  * @module
  */
 import type { Kysely } from 'kysely';
-import { DECLINED } from '../../authenticator.js';
 import type { AuthContext, AuthResult, Authenticator } from '../../authenticator.js';
 import { constantTimeEqual } from '../../tokens.js';
 import { credentialDigest } from '../../verification-cache.js';
 import { assertName, invalid } from '../jwt.js';
 import { CredentialRegistry, registerDjangoAuthenticator } from './registry.js';
-import { activeUser, assertDb, query, userTable as resolveUserTable } from './schema.js';
+import { recheckAlone } from './revalidation.js';
+import {
+  activeUser,
+  assertDb,
+  expiryTime,
+  query,
+  userTable as resolveUserTable,
+} from './schema.js';
 import type { DjangoDatabase } from './schema.js';
 import { BadSignature, decodeLegacySession, loadsSigned, saltedHmac } from './signing.js';
 
@@ -115,15 +121,6 @@ export function sessionAuthHashes(password: string, secretKey: string): readonly
     saltedHmac(AUTH_HASH_SALT, password, secretKey, 'sha256').toString('hex'),
     saltedHmac(AUTH_HASH_SALT, password, secretKey, 'sha1').toString('hex'),
   ];
-}
-
-/** @internal A `django_session.expire_date` as a time: `Date` (PostgreSQL) or UTC text (SQLite). */
-export function expiryTime(value: Date | string): number {
-  if (value instanceof Date) return value.getTime();
-  // Django writes `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC on SQLite (USE_TZ = True).
-  const iso = `${value.trim().replace(' ', 'T').slice(0, 23)}Z`;
-  const time = Date.parse(iso);
-  return Number.isNaN(time) ? 0 : time;
 }
 
 /**
@@ -256,7 +253,7 @@ export function djangoSessionAuthenticator(
     context.transport === 'cookie' && context.cookie === cookieName;
   const authenticator: Authenticator = {
     name,
-    peek: (_credential, context) => (mine(context) ? undefined : DECLINED),
+    recheck: (sessions) => recheck(sessions),
     authenticate(credential, context) {
       if (!mine(context)) return Promise.resolve(undefined);
       // A db session key never holds ':'; a signed cookie always does.
@@ -265,6 +262,7 @@ export function djangoSessionAuthenticator(
         : databaseSession(credential);
     },
   };
+  const recheck = recheckAlone(authenticator);
   return registerDjangoAuthenticator(authenticator, {
     kind: 'session',
     db,

@@ -23,7 +23,14 @@ import type {
   JwtPublicKey,
 } from '../jwt.js';
 import { CredentialRegistry, registerDjangoAuthenticator } from './registry.js';
-import { activeUser, assertDb, query, userTable as resolveUserTable } from './schema.js';
+import { recheckAlone } from './revalidation.js';
+import {
+  activeUser,
+  assertDb,
+  DJANGO_SOURCE,
+  query,
+  userTable as resolveUserTable,
+} from './schema.js';
 import type { DjangoDatabase } from './schema.js';
 
 /** Options of {@link simpleJwtAuthenticator}, mirroring SimpleJWT's `SIMPLE_JWT` settings. */
@@ -220,7 +227,7 @@ export function simpleJwtAuthenticator(options: SimpleJwtAuthenticatorOptions): 
       if (verified === undefined) return undefined;
       let user: User;
       if (db === undefined) {
-        user = userFromClaims(verified.payload, claimNames);
+        user = userFromClaims(verified.payload, claimNames, DJANGO_SOURCE);
       } else {
         // Pass the claim as it came (SimpleJWT keeps integer ids as integers) so that both
         // SQLite and PostgreSQL compare it with an integer column without a cast.
@@ -244,6 +251,11 @@ export function simpleJwtAuthenticator(options: SimpleJwtAuthenticatorOptions): 
     invalidateCredential: (credentialId) => verifier.invalidateCredential(credentialId),
     invalidateUser: (userId) => verifier.invalidateUser(userId),
   };
+  // Without the database there is nothing to re-check: the token holds until its exp.
+  if (db !== undefined) {
+    const recheck = recheckAlone(authenticator);
+    authenticator.recheck = (sessions) => recheck(sessions);
+  }
   return registerDjangoAuthenticator(authenticator, {
     kind: 'simplejwt',
     db,
